@@ -1,0 +1,3 @@
+"""llink: languages as modalities for small instruction-tuned decoders."""
+
+__version__ = "0.1.0"
