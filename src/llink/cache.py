@@ -1,0 +1,76 @@
+"""Content-keyed on-disk cache for encoder vectors, teacher states and converted models.
+
+Every entry lives under a key that hashes *everything* that determines its content (model id,
+data, settings, library versions), so a change to any of them is a cache miss, never a stale hit.
+Writes are atomic (temp file + rename): a killed job leaves either the old entry or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+
+def cache_root() -> Path:
+    root = os.environ.get("LLINK_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "llink")
+    return Path(root)
+
+
+def key_of(**parts: Any) -> str:
+    """A short stable hash of JSON-serialisable parts (order of keyword arguments ignored)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
+
+
+def texts_hash(texts: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:20]
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """sha256 of a file's bytes (models are small enough here; cheaper than trusting mtimes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:20]
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call write(tmp_path) then rename onto path, so readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> Path:
+    from safetensors.numpy import save_file
+
+    metadata = {"meta": json.dumps(meta or {}, default=str)}
+    contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    return atomic_write(path, lambda tmp: save_file(contiguous, tmp, metadata=metadata))
+
+
+def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        meta = json.loads((f.metadata() or {}).get("meta", "{}"))
+        return {k: f.get_tensor(k) for k in f.keys()}, meta

@@ -1,0 +1,87 @@
+"""Exact cross-lingual retrieval metrics (R@1/5/10, MRR, mean rank) on cosine similarity.
+
+Query i's correct key is key i. Rank = 1 + number of keys with strictly greater similarity
+than the correct key, so exact ties do not hurt (and do not help beyond rank 1). Queries are
+processed in chunks, so 40k x 40k needs only chunk_size x n similarities at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ranks", "metrics_from_ranks", "retrieval_metrics", "both_directions"]
+
+
+def _as_tensor(x) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x.detach()
+    if t.ndim != 2:
+        raise ValueError(f"expected a [n, d] matrix, got shape {tuple(t.shape)}")
+    return t.float()
+
+
+def ranks(queries, keys, *, key_groups=None, chunk_size: int = 1024) -> np.ndarray:
+    """1-based rank of key i for query i, as int64 [n].
+
+    ``key_groups`` (int [n]): keys in the same group as the correct key count as correct too
+    (duplicate English strings), i.e. only strictly-better keys of *other* groups add to the rank.
+    """
+    q, k = _as_tensor(queries), _as_tensor(keys)
+    if q.shape != k.shape:
+        raise ValueError(f"queries {tuple(q.shape)} and keys {tuple(k.shape)} must have the same shape")
+    k = k.to(q.device)
+    q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+    n = q.shape[0]
+    groups = None
+    if key_groups is not None:
+        groups = torch.as_tensor(np.asarray(key_groups), dtype=torch.int64, device=q.device).reshape(-1)
+        if groups.numel() != n:
+            raise ValueError(f"key_groups has {groups.numel()} entries for {n} keys")
+    out = torch.empty(n, dtype=torch.int64)
+    for s in range(0, n, chunk_size):
+        e = min(n, s + chunk_size)
+        sims = q[s:e] @ k.T  # [c, n]
+        idx = torch.arange(s, e, device=q.device)
+        # The true score is read from the same matrix, so a key never outranks itself.
+        true = sims[idx - s, idx].unsqueeze(1)
+        better = sims > true
+        if groups is not None:
+            better &= groups.unsqueeze(0) != groups[idx].unsqueeze(1)
+        out[s:e] = (1 + better.sum(dim=1)).cpu()
+    return out.numpy()
+
+
+def metrics_from_ranks(r) -> dict:
+    r = np.asarray(r, dtype=np.float64)
+    if r.size == 0:
+        raise ValueError("no ranks to summarise")
+    return {
+        "r1": float((r <= 1).mean()),
+        "r5": float((r <= 5).mean()),
+        "r10": float((r <= 10).mean()),
+        "mrr": float((1.0 / r).mean()),
+        "mean_rank": float(r.mean()),
+    }
+
+
+def retrieval_metrics(queries, keys, *, key_groups=None, chunk_size: int = 1024) -> dict:
+    """{r1, r5, r10, mrr, mean_rank} for retrieving key i with query i (cosine)."""
+    return metrics_from_ranks(ranks(queries, keys, key_groups=key_groups, chunk_size=chunk_size))
+
+
+def both_directions(a, b, *, a_groups=None, b_groups=None, **kw) -> dict:
+    """{"km2en": a -> b, "en2km": b -> a}. ``a`` holds the Khmer side, ``b`` the English side.
+
+    Groups describe duplicate *keys*: b_groups applies to km2en, a_groups to en2km. A single
+    ``key_groups`` in ``kw`` (e.g. merged pair-group ids) applies to both directions.
+    """
+    shared = kw.pop("key_groups", None)
+    if shared is not None and (a_groups is not None or b_groups is not None):
+        raise ValueError("pass either key_groups or a_groups/b_groups, not both")
+    if shared is not None:
+        a_groups = b_groups = shared
+    return {
+        "km2en": retrieval_metrics(a, b, key_groups=b_groups, **kw),
+        "en2km": retrieval_metrics(b, a, key_groups=a_groups, **kw),
+    }

@@ -1,0 +1,156 @@
+"""THE prompt builder: the only place a prompt is turned into token ids.
+
+Training, evaluation, inference and serving all call it, so the K slot positions, the chat
+template and the label mask can never drift apart (the authors used three formats and a label
+mask that searched for a marker that never occurred).
+
+A prompt is the decoder's own chat template rendered around a sentinel; the sentinel is then
+replaced by K placeholder positions whose input embeddings the model overwrites with slots.
+No token is added to the vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .errors import LlinkError
+
+IGNORE = -100
+_SENTINEL = "\ue000LLINK\ue001"  # private-use characters: cannot come out of a real passage's NFC text
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How a prompt looks. Saved in every artifact and checked on load."""
+
+    k: int = 8
+    # A short system prompt: the template's default one costs ~20 tokens per example for nothing.
+    # None keeps the template's default.
+    system: str | None = "You are a helpful assistant."
+    joiner: str = "\n\n"
+    teacher_max_tokens: int = 127
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    slot_positions: list[int] = field(default_factory=list)
+    labels: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class PromptBuilder:
+    def __init__(self, tokenizer, config: PromptConfig | None = None):
+        self.tok = tokenizer
+        self.cfg = config or PromptConfig()
+        if self.cfg.k < 1:
+            raise LlinkError(f"K (number of slots) must be >= 1, got {self.cfg.k}")
+        self.placeholder_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+
+    # -- text rendering ---------------------------------------------------------------------
+    def _messages(self, user: str) -> list[dict]:
+        msgs = []
+        if self.cfg.system is not None:
+            msgs.append({"role": "system", "content": self.cfg.system})
+        msgs.append({"role": "user", "content": user})
+        return msgs
+
+    def _render(self, messages: list[dict], generation_prompt: bool) -> str:
+        if self.has_template:
+            return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+        # Plain LMs without a template: a minimal, still-deterministic layout.
+        text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages)
+        return text + ("Assistant:" if generation_prompt else "")
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def user_content(self, instruction: str, passage: str | None) -> str:
+        """The user turn: instruction, then the passage (raw text) or the slot sentinel."""
+        if not instruction or not instruction.strip():
+            raise LlinkError("the instruction is empty")
+        if passage is not None and not passage.strip():
+            raise LlinkError("the passage is empty or whitespace-only")
+        body = _SENTINEL if passage is None else passage
+        return f"{instruction.strip()}{self.cfg.joiner}{body}"
+
+    # -- chat prompts -----------------------------------------------------------------------
+    def chat(self, instruction: str, passage: str | None = None, answer: str | None = None) -> Encoded:
+        """Token ids of one chat prompt.
+
+        passage=None puts K slot positions where the passage goes (LLINK); a string puts the raw
+        text there (the base and direct-finetune baselines). With an answer, labels are IGNORE
+        everywhere except the answer tokens and the end-of-turn token that closes them.
+        """
+        if passage is not None and _SENTINEL in passage:
+            raise LlinkError("the passage contains the reserved slot sentinel characters U+E000/U+E001")
+        messages = self._messages(self.user_content(instruction, passage))
+        prompt = self._render(messages, generation_prompt=True)
+        if passage is None:
+            pre, post = prompt.split(_SENTINEL)
+            pre_ids, post_ids = self._ids(pre), self._ids(post)
+            ids = pre_ids + [self.placeholder_id] * self.cfg.k + post_ids
+            slots = list(range(len(pre_ids), len(pre_ids) + self.cfg.k))
+        else:
+            ids, slots = self._ids(prompt), []
+        if answer is None:
+            return Encoded(ids, slots)
+        ans_ids = self._answer_ids(messages, prompt, answer)
+        return Encoded(ids + ans_ids, slots, [IGNORE] * len(ids) + ans_ids)
+
+    def _answer_ids(self, messages: list[dict], prompt: str, answer: str) -> list[int]:
+        if not answer.strip():
+            raise LlinkError("the answer (training target) is empty")
+        full = self._render(messages + [{"role": "assistant", "content": answer}], generation_prompt=False)
+        if self.has_template and full.startswith(prompt):
+            # What the template puts after the prompt: the answer and its end-of-turn marker.
+            # Trailing whitespace after end-of-turn is never generated, so it is not trained on.
+            return self._ids(full[len(prompt) :].rstrip())
+        return self._ids(answer) + [self.tok.eos_token_id]
+
+    def stop_ids(self) -> list[int]:
+        """Token ids that end an answer (the template's end-of-turn and EOS)."""
+        ids = {self.tok.eos_token_id}
+        for t in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
+            tid = self.tok.convert_tokens_to_ids(t)
+            if isinstance(tid, int) and tid != getattr(self.tok, "unk_token_id", None):
+                ids.add(tid)
+        return sorted(i for i in ids if i is not None)
+
+    # -- teacher prompts --------------------------------------------------------------------
+    def teacher(self, text: str) -> tuple[list[int], list[int], int]:
+        """(ids, sentence positions, placeholder position) for a sentence with the placeholder
+        appended after it — the paper's teacher input (BOS, <=127 tokens, placeholder)."""
+        if not text or not text.strip():
+            raise LlinkError("empty sentence given to the teacher")
+        bos = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
+        body = self._ids(text)[: self.cfg.teacher_max_tokens]
+        ids = bos + body + [self.placeholder_id]
+        return ids, list(range(len(bos), len(bos) + len(body))), len(ids) - 1
+
+
+def pad_batch(batch: list[Encoded], pad_id: int, left: bool = False) -> dict[str, torch.Tensor]:
+    """Pad a list of Encoded to tensors. Left padding for generation, right for training
+    (with right padding causal attention never lets a real token see a pad)."""
+    n, width = len(batch), max(len(e) for e in batch)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    labels = torch.full((n, width), IGNORE, dtype=torch.long)
+    slot_mask = torch.zeros((n, width), dtype=torch.bool)
+    for i, e in enumerate(batch):
+        off = width - len(e) if left else 0
+        ids[i, off : off + len(e)] = torch.tensor(e.input_ids)
+        mask[i, off : off + len(e)] = 1
+        if e.labels is not None:
+            labels[i, off : off + len(e)] = torch.tensor(e.labels)
+        for p in e.slot_positions:
+            slot_mask[i, off + p] = True
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "slot_mask": slot_mask}

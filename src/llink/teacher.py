@@ -1,0 +1,210 @@
+"""The Stage A target: the frozen decoder's representation of a sentence.
+
+SPEC §6: on a 135M decoder the paper's teacher (last layer, after the final norm, at the
+placeholder) is nearly the same vector for every sentence, so the teacher is a *setting*:
+layer (index or "final"), pooling (placeholder | mean over the sentence tokens) and
+normalisation (none | per-dimension z-score with statistics from train, saved in the artifact).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .cache import cache_root, key_of, load_arrays, save_arrays, texts_hash
+from .decoders import Decoder
+from .errors import LlinkError
+from .prompts import PromptBuilder
+
+POOLINGS = ("placeholder", "mean")
+NORMS = ("none", "zscore")
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    layer: int | str = 4  # 0 = input embeddings, i = output of block i, "final" = after the final norm
+    pooling: str = "mean"
+    norm: str = "zscore"
+
+    def __post_init__(self):
+        if self.pooling not in POOLINGS:
+            raise LlinkError(f"teacher pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.norm not in NORMS:
+            raise LlinkError(f"teacher norm must be one of {NORMS}, got {self.norm!r}")
+        if not (self.layer == "final" or (isinstance(self.layer, int) and self.layer >= 0)):
+            raise LlinkError(f"teacher layer must be a non-negative integer or 'final', got {self.layer!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"layer={self.layer},pooling={self.pooling},norm={self.norm}"
+
+
+PRESETS = {"paper": TeacherSpec(layer="final", pooling="placeholder", norm="none")}
+
+
+def parse_teacher(value: str | dict | TeacherSpec) -> TeacherSpec:
+    """'paper', or 'layer=8,pooling=mean,norm=zscore' (missing keys take the defaults)."""
+    if isinstance(value, TeacherSpec):
+        return value
+    if isinstance(value, dict):
+        return TeacherSpec(**value)
+    value = value.strip()
+    if value in PRESETS:
+        return PRESETS[value]
+    kw: dict = {}
+    for part in filter(None, value.split(",")):
+        m = re.fullmatch(r"\s*(layer|pooling|norm)\s*=\s*(\S+)\s*", part)
+        if not m:
+            raise LlinkError(f"cannot parse teacher setting {part!r}: use 'paper' or 'layer=8,pooling=mean,norm=zscore'")
+        k, v = m.groups()
+        kw[k] = int(v) if k == "layer" and v.isdigit() else v
+    return TeacherSpec(**kw)
+
+
+def _check_layer(decoder: Decoder, layer) -> None:
+    if layer != "final" and layer > decoder.num_layers:
+        raise LlinkError(f"teacher layer {layer} does not exist: the decoder has {decoder.num_layers} layers")
+
+
+class _Stop(Exception):
+    pass
+
+
+@torch.inference_mode()
+def extract(
+    decoder: Decoder,
+    builder: PromptBuilder,
+    texts: Sequence[str],
+    layers: Sequence[int | str],
+    poolings: Sequence[str] = POOLINGS,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> dict[tuple, np.ndarray]:
+    """Pooled states for every (layer, pooling) in one forward pass per batch (no LM head).
+
+    The pass stops after the deepest block it needs, so an early-layer teacher costs a fraction
+    of a full forward.
+    """
+    for layer in layers:
+        _check_layer(decoder, layer)
+    base = decoder.model.get_decoder() if hasattr(decoder.model, "get_decoder") else decoder.model.model
+    blocks = base.layers
+    deepest = decoder.num_layers if "final" in layers else max(int(x) for x in layers)
+    placeholder = decoder.placeholder_vector().to(decoder.device)
+    encoded = [builder.teacher(t) for t in texts]
+    order = np.argsort([len(e[0]) for e in encoded], kind="stable")  # length-sorted batches pad little
+    out = {(l, p): np.zeros((len(texts), decoder.hidden_size), np.float32) for l in layers for p in poolings}
+    captured: dict[int, torch.Tensor] = {}
+
+    def hook(i):
+        def fn(_module, _inp, output):
+            captured[i + 1] = output[0] if isinstance(output, tuple) else output
+            if i + 1 == deepest and "final" not in layers:
+                raise _Stop
+
+        return fn
+
+    handles = [blocks[i].register_forward_hook(hook(i)) for i in range(deepest)]
+    bar = tqdm(total=len(texts), desc="teacher", unit="sent", disable=not progress or len(texts) < 2 * batch_size)
+    try:
+        for s in range(0, len(texts), batch_size):
+            idx = order[s : s + batch_size]
+            batch = [encoded[i] for i in idx]
+            width = max(len(b[0]) for b in batch)
+            ids = torch.full((len(batch), width), builder.placeholder_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            sent = torch.zeros((len(batch), width), dtype=torch.float32)
+            ph = torch.zeros(len(batch), dtype=torch.long)
+            for j, (tid, pos, p) in enumerate(batch):
+                ids[j, : len(tid)] = torch.tensor(tid)
+                mask[j, : len(tid)] = 1
+                sent[j, pos] = 1.0
+                ph[j] = p
+            ids, mask, sent = ids.to(decoder.device), mask.to(decoder.device), sent.to(decoder.device)
+            emb = decoder.embeddings(ids).clone()
+            emb[torch.arange(len(batch)), ph] = placeholder.to(emb.dtype)
+            captured.clear()
+            captured[0] = emb
+            try:
+                res = base(inputs_embeds=emb, attention_mask=mask, use_cache=False)
+                captured["final"] = res.last_hidden_state
+            except _Stop:
+                pass
+            for layer in layers:
+                h = captured[layer].float()
+                for pooling in poolings:
+                    if pooling == "placeholder":
+                        v = h[torch.arange(len(batch)), ph.to(h.device)]
+                    else:
+                        v = (h * sent.unsqueeze(-1)).sum(1) / sent.sum(1, keepdim=True).clamp_min(1)
+                    out[(layer, pooling)][idx] = v.cpu().numpy()
+            bar.update(len(batch))
+    finally:
+        for h in handles:
+            h.remove()
+        bar.close()
+    return out
+
+
+def cached_states(
+    decoder: Decoder,
+    builder: PromptBuilder,
+    texts: Sequence[str],
+    layers: Sequence[int | str],
+    poolings: Sequence[str] = POOLINGS,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> dict[tuple, np.ndarray]:
+    """`extract` through the on-disk cache, keyed by decoder + prompt template + layer + pooling
+    + data; entries already cached are not recomputed."""
+    base_key = dict(decoder=decoder.id, template=decoder.chat_template, prompt=builder.cfg.to_dict(), texts=texts_hash(texts))
+    paths = {(l, p): cache_root() / "teacher" / f"{key_of(**base_key, layer=l, pooling=p)}.safetensors" for l in layers for p in poolings}
+    result, missing = {}, []
+    for lp, path in paths.items():
+        if path.exists():
+            result[lp] = load_arrays(path)[0]["states"]
+        else:
+            missing.append(lp)
+    if missing:
+        todo_layers = sorted({l for l, _ in missing}, key=lambda x: (x == "final", x if x != "final" else 0))
+        todo_pool = sorted({p for _, p in missing})
+        fresh = extract(decoder, builder, texts, todo_layers, todo_pool, batch_size, progress)
+        for lp, arr in fresh.items():
+            save_arrays(paths[lp], {"states": arr.astype(np.float32)}, {**base_key, "layer": lp[0], "pooling": lp[1]})
+            result[lp] = arr
+    return {lp: result[lp] for lp in paths}
+
+
+@dataclass
+class TeacherStats:
+    """Per-dimension mean/std from train: what `zscore` divides by, saved with the artifact."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, states: np.ndarray) -> "TeacherStats":
+        return cls(states.mean(0).astype(np.float32), (states.std(0) + 1e-6).astype(np.float32))
+
+    def apply(self, states: np.ndarray) -> np.ndarray:
+        return ((states - self.mean) / self.std).astype(np.float32)
+
+
+def normalise(spec: TeacherSpec, states: np.ndarray, stats: TeacherStats | None) -> np.ndarray:
+    if spec.norm == "none":
+        return states.astype(np.float32)
+    if stats is None:
+        raise LlinkError("teacher norm 'zscore' needs statistics computed on the training split")
+    return stats.apply(states)
+
+
+def teacher_vectors(decoder, builder, spec: TeacherSpec, texts, stats: TeacherStats | None = None, **kw) -> np.ndarray:
+    states = cached_states(decoder, builder, texts, [spec.layer], [spec.pooling], **kw)[(spec.layer, spec.pooling)]
+    return normalise(spec, states, stats)
