@@ -22,6 +22,11 @@ def cache_root() -> Path:
     return Path(root)
 
 
+def models_root() -> Path:
+    """Converted models (large, slow to make, keyed by content) live apart from data caches."""
+    return Path(os.environ.get("LLINK_MODELS_DIR") or cache_root() / "models")
+
+
 def key_of(**parts: Any) -> str:
     """A short stable hash of JSON-serialisable parts (order of keyword arguments ignored)."""
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .cache import atomic_write, cache_root, file_fingerprint
+from .cache import atomic_write, file_fingerprint, models_root
 from .errors import LlinkError
 
 BUNDLED_DECODER = "smollm2-135m"
@@ -75,7 +75,7 @@ def _converted_dir() -> Path:
 
     gguf = bundled_gguf()
     key = f"{file_fingerprint(gguf)}-tf{transformers.__version__}"
-    return cache_root() / "decoders" / f"smollm2-135m-instruct-{key}"
+    return models_root() / f"smollm2-135m-instruct-{key}"
 
 
 def _convert_bundled(out: Path) -> None:

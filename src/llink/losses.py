@@ -31,20 +31,37 @@ def _world_size() -> int:
     return 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    # Own Function (public collectives only): torch.distributed.nn.functional.all_gather is
+    # deprecated, and its gloo backward goes through all_to_all.
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.rank, ctx.rows = dist.get_rank(), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        # Every rank's loss may depend on this shard: sum their gradients, keep our rows.
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
 def gather_with_grad(x: Tensor) -> Tensor:
     """Concatenate every rank's ``x`` along dim 0, in rank order; identity on one process.
 
-    Uses the autograd-aware all_gather: its backward sums, over ranks, the gradient that each
-    rank's loss sends to this shard. When every rank computes the same loss over the gathered
-    batch, this shard's gradient is therefore world_size x the single-loss gradient, which DDP's
-    gradient averaging cancels exactly (the open_clip "replace own slice" trick is off by 1/N
-    instead). All ranks must pass the same shape (use drop_last).
+    The backward sums, over ranks, the gradient each rank's loss sends to this shard. When every
+    rank computes the same loss over the gathered batch, the shard's gradient is therefore
+    world_size x the single-loss gradient, which DDP's gradient averaging cancels exactly (the
+    open_clip "replace own slice" trick comes out 1/world_size too small instead). All ranks
+    must pass the same shape (use drop_last).
     """
     if _world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+    return _GatherWithGrad.apply(x)
 
 
 @torch.no_grad()

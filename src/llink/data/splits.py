@@ -1,0 +1,70 @@
+"""The committed train/dev/test splits under data/en-<lang>/ and their summary statistics."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+
+from llink.data.io import Pair, read_pairs
+from llink.errors import LlinkError
+
+SPLITS = ("train", "dev", "test")
+
+
+def find_data_dir(lang: str = "km") -> Path:
+    """$LLINK_DATA_DIR, else the nearest data/ above the CWD holding the splits, else the repo's."""
+    env = os.environ.get("LLINK_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    cwd = Path.cwd().resolve()
+    for d in (cwd, *cwd.parents):
+        if (d / "data" / f"en-{lang}" / "test.tsv.gz").is_file():
+            return d / "data"
+    # src/llink/data/splits.py -> repository root (an editable install keeps it there).
+    return Path(__file__).resolve().parents[3] / "data"
+
+
+def __getattr__(name: str):
+    # DATA_DIR is looked up on access, so LLINK_DATA_DIR set after import still counts.
+    if name == "DATA_DIR":
+        return find_data_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def split_path(split: str, lang: str = "km", data_dir: str | Path | None = None) -> Path:
+    if split not in SPLITS:
+        raise LlinkError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    base = Path(data_dir) if data_dir is not None else find_data_dir(lang)
+    return base / f"en-{lang}" / f"{split}.tsv.gz"
+
+
+def load_split(split: str, lang: str = "km", data_dir: str | Path | None = None) -> list[Pair]:
+    path = split_path(split, lang, data_dir)
+    if not path.is_file():
+        raise LlinkError(
+            f"missing {path}: run `llink data build --lang {lang}` "
+            "(or set LLINK_DATA_DIR to the folder that holds en-<lang>/)"
+        )
+    return read_pairs(path, lang=lang)
+
+
+def split_stats(pairs: list[Pair]) -> dict:
+    src_chars = [len(p.src) for p in pairs] or [0]
+    en_words = [len(p.en.split()) for p in pairs] or [0]
+    sources: dict[str, int] = {}
+    for p in pairs:
+        kind = p.source.split(":", 1)[0] if p.source else "unknown"
+        sources[kind] = sources.get(kind, 0) + 1
+    return {
+        "pairs": len(pairs),
+        "src_chars_mean": round(statistics.fmean(src_chars), 1),
+        "src_chars_median": statistics.median(src_chars),
+        "en_words_mean": round(statistics.fmean(en_words), 1),
+        "en_words_median": statistics.median(en_words),
+        "sources": dict(sorted(sources.items())),
+    }
+
+
+def corpus_stats(lang: str = "km", data_dir: str | Path | None = None) -> dict[str, dict]:
+    return {split: split_stats(load_split(split, lang, data_dir)) for split in SPLITS}

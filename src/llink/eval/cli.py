@@ -1,0 +1,100 @@
+"""`llink eval retrieval`: decoder-space retrieval for LLINK and its reference systems."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def retrieval_report(model, pairs, progress: bool = True, with_base: bool = True, seed: int = 17) -> tuple[dict, dict]:
+    """Metrics for llink, the encoder ceiling, the base decoder reading the source text, and an
+    untrained projector, all on the same pairs; plus each system's km->en ranks (for plots)."""
+    from ..encoders import encode_cached
+    from ..prompts import PromptBuilder
+    from ..projector import Projector
+    from ..teacher import teacher_vectors
+    from ..train.common import duplicate_groups
+    from .retrieval import both_directions, ranks
+
+    src, en = [p.src for p in pairs], [p.en for p in pairs]
+    groups = duplicate_groups(src, en)
+    spec, stats = model.config.teacher_spec, model.teacher_stats
+    builder = PromptBuilder(model.decoder.tokenizer, model.config.prompt_config)
+    x_src = encode_cached(model.encoder, src, progress=progress)
+    y_en = torch.from_numpy(teacher_vectors(model.decoder, builder, spec, en, stats, progress=progress))
+    systems = {"llink": model.project(x_src)}
+    x_en = encode_cached(model.encoder, en, progress=progress)
+    ceiling = (torch.from_numpy(x_src - x_src.mean(0)), torch.from_numpy(x_en - x_en.mean(0)))
+    torch.manual_seed(seed)
+    rand = Projector(model.config.encoder_dim, model.config.hidden_size, **model.config.projector)
+    rand.in_mean.copy_(model.projector.in_mean)
+    with torch.no_grad():
+        systems["random"] = rand.eval()(torch.from_numpy(x_src))
+    if with_base:
+        # The decoder reading the raw source text, pooled exactly like the teacher.
+        systems["base"] = torch.from_numpy(teacher_vectors(model.decoder, builder, spec, src, stats, progress=progress, batch_size=8))
+    res, rk = {}, {}
+    for name, q in systems.items():
+        res[name] = both_directions(q, y_en, key_groups=groups)
+        rk[name] = ranks(q, y_en, key_groups=groups)
+    res["encoder_ceiling"] = both_directions(*ceiling, key_groups=groups)
+    rk["encoder_ceiling"] = ranks(*ceiling, key_groups=groups)
+    order = ["llink", "encoder_ceiling", "base", "random"]
+    out = {k: res[k] for k in order if k in res}
+    out["teacher"] = spec.to_dict()
+    out["pairs"] = len(pairs)
+    return out, rk
+
+
+def print_retrieval(res: dict) -> None:
+    print(f"{res['pairs']} pairs, teacher {res['teacher']}")
+    print(f"{'system':<17}{'dir':<7}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR':>7}{'mean rank':>11}")
+    for name, r in res.items():
+        if not isinstance(r, dict) or "km2en" not in r:
+            continue
+        for d in ("km2en", "en2km"):
+            m = r[d]
+            print(f"{name:<17}{d:<7}{m['r1']:>7.3f}{m['r5']:>7.3f}{m['r10']:>7.3f}{m['mrr']:>7.3f}{m['mean_rank']:>11.1f}")
+
+
+def eval_retrieval(
+    model: Path,
+    split: str = "test",
+    lang: str = "km",
+    data: Path | None = None,
+    base: bool = True,
+    out: Path | None = None,
+    json: bool = False,
+) -> None:
+    """Retrieval in decoder space: each projected source vector ranked against all English teachers.
+
+    Args:
+        model: an LLINK artifact directory (e.g. runs/align/llink).
+        split: train, dev or test of the committed corpus (ignored with --data).
+        lang: language of the committed corpus.
+        data: any TSV/JSONL of (source, english) pairs to evaluate on instead.
+        base: also score the base decoder reading the raw source text (slow: long token sequences).
+        out: directory for retrieval.json and the rank histogram PNG (default: next to the model).
+        json: print JSON instead of a table.
+    """
+    import json as jsonlib
+
+    from ..data import load_split, read_pairs
+    from ..model import LLINK
+    from .plots import rank_histogram
+
+    pairs = read_pairs(data) if data else load_split(split, lang=lang)
+    m = LLINK.from_pretrained(model)
+    res, rk = retrieval_report(m, pairs, with_base=base)
+    res["split"] = str(data) if data else split
+    out = Path(out) if out else Path(model).parent
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "retrieval.json").write_text(jsonlib.dumps(res, indent=2))
+    rank_histogram(rk, out / "retrieval_ranks.png")
+    if json:
+        print(jsonlib.dumps(res, indent=2))
+    else:
+        print_retrieval(res)

@@ -1,0 +1,68 @@
+"""Plots (matplotlib, headless): training curves, teacher sweep, rank histogram."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def training_curve(log: Path, out: Path, title: str = "") -> Path | None:
+    rows = [json.loads(l) for l in Path(log).read_text().splitlines() if l.strip()] if Path(log).exists() else []
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], color="tab:blue", lw=1, label="train loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss", color="tab:blue")
+    ev = [r for r in rows if "dev_r1" in r]
+    if ev:
+        ax2 = ax.twinx()
+        ax2.plot([r["step"] for r in ev], [r["dev_r1"] for r in ev], "o-", color="tab:red", label="dev R@1")
+        ax2.set_ylabel("dev R@1 (km→en)", color="tab:red")
+        ax2.set_ylim(0, 1)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def sweep_plot(rows: list[dict], out: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (pooling, norm) in sorted({(r["pooling"], r["norm"]) for r in rows if r["layer"] != "final"}):
+        pts = sorted((r["layer"], r["dev_r1"]) for r in rows if r["pooling"] == pooling and r["norm"] == norm and r["layer"] != "final")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{pooling}, {norm}")
+    for r in rows:
+        if r.get("name") == "paper":
+            ax.axhline(r["dev_r1"], color="grey", ls="--", label=f"paper preset ({r['dev_r1']:.2f})")
+    ax.set_xlabel("decoder layer")
+    ax.set_ylabel("dev R@1 (km→en)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("Teacher sweep: probe projector, dev retrieval")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def rank_histogram(ranks_by_system: dict, out: Path) -> Path:
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.unique(np.logspace(0, np.log10(max(int(max(r.max() for r in ranks_by_system.values())), 2)), 30).astype(int))
+    for name, r in ranks_by_system.items():
+        ax.hist(r, bins=bins, histtype="step", lw=1.5, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("rank of the true English sentence (km→en)")
+    ax.set_ylabel("test sentences")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,192 @@
+"""`llink teacher` (fill the teacher cache) and `llink teacher sweep` (measure teacher choices)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .errors import LlinkError
+
+
+def teacher_build(
+    teacher: str = "layer=4,pooling=mean,norm=zscore",
+    split: str = "train",
+    lang: str = "km",
+    data: Path | None = None,
+    decoder: str = "smollm2-135m",
+    batch_size: int = 32,
+) -> None:
+    """Fill the teacher cache for one split (or a --data file) and report throughput.
+
+    Args:
+        teacher: 'paper' or 'layer=N,pooling=mean|placeholder,norm=none|zscore'.
+        split: train, dev or test.
+        lang: language of the committed corpus.
+        data: any TSV/JSONL of (source, english) pairs instead of a split.
+        decoder: bundled 'smollm2-135m' or a Hugging Face causal LM id/path.
+        batch_size: sentences per forward pass.
+    """
+    from .data import load_split, read_pairs
+    from .decoders import load_decoder
+    from .prompts import PromptBuilder
+    from .teacher import cached_states, parse_teacher
+
+    spec = parse_teacher(teacher)
+    pairs = read_pairs(data) if data else load_split(split, lang=lang)
+    dec = load_decoder(decoder)
+    builder = PromptBuilder(dec.tokenizer)
+    t0 = time.time()
+    states = cached_states(dec, builder, [p.en for p in pairs], [spec.layer], [spec.pooling], batch_size=batch_size)
+    dt = time.time() - t0
+    arr = states[(spec.layer, spec.pooling)]
+    print(json.dumps({"teacher": str(spec), "sentences": len(arr), "dim": arr.shape[1], "seconds": round(dt, 2),
+                      "sentences_per_s": round(len(arr) / max(dt, 1e-9), 1)}, indent=2))
+
+
+def probe(train_t, dev_t, hidden: int, steps: int, batch_size: int, seed: int, temperature: float = 0.02) -> dict:
+    """A short Stage A run on cached tensors: the same projector and loss as `llink align`."""
+    from .eval.retrieval import both_directions
+    from .losses import TeacherQueue
+    from .projector import Projector
+    from .train.align import AlignConfig, stage_a_loss
+    from .train.common import lr_at, seed_everything
+
+    seed_everything(seed)
+    cfg = AlignConfig(batch_size=batch_size)
+    proj = Projector(train_t.x.shape[1], hidden)
+    proj.fit_centre(train_t.x)
+    opt = torch.optim.AdamW(proj.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
+    queue = TeacherQueue(min(cfg.queue_size, len(train_t.x)))
+    gen = torch.Generator().manual_seed(seed)
+    n = len(train_t.x)
+    for step in range(steps):
+        idx = torch.randint(n, (batch_size,), generator=gen)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, cfg.lr, cfg.lr_min, min(cfg.warmup_steps, steps // 10))
+        loss, _ = stage_a_loss(proj(train_t.x[idx]), train_t.y[idx], train_t.groups[idx], queue, temperature, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(proj.parameters(), cfg.clip)
+        opt.step()
+    proj.eval()
+    with torch.no_grad():
+        res = both_directions(proj(dev_t.x), dev_t.y, key_groups=dev_t.groups.numpy())
+    return {"dev_r1": res["km2en"]["r1"], "dev_mrr": res["km2en"]["mrr"], "dev_r1_en2km": res["en2km"]["r1"]}
+
+
+def _parse_layers(layers: str, num_layers: int) -> list:
+    out = []
+    for part in layers.split(","):
+        part = part.strip()
+        if part == "final":
+            out.append("final")
+        elif part.isdigit() and int(part) <= num_layers:
+            out.append(int(part))
+        else:
+            raise LlinkError(f"bad layer {part!r} in --layers: use integers 0..{num_layers} or 'final'")
+    return out
+
+
+def teacher_sweep(
+    layers: str = "0,2,4,6,8,12,16,20,24,28,30,final",
+    poolings: str = "placeholder,mean",
+    norms: str = "none,zscore",
+    lang: str = "km",
+    decoder: str = "smollm2-135m",
+    encoder: str = "e5-small",
+    train_pairs: int = 6000,
+    dev_pairs: int = 1000,
+    steps: int = 150,
+    batch_size: int = 256,
+    seed: int = 17,
+    out: Path = Path("runs/sweep"),
+    json: bool = False,
+) -> None:
+    """Measure teacher settings: one probe projector per layer x pooling x norm, scored on dev.
+
+    The 'paper' preset (final layer after the norm, placeholder, no norm) is always included.
+    Results: a table, out/sweep.json and out/sweep.png. Pick the default teacher from dev, never test.
+
+    Args:
+        layers: comma-separated decoder layers (0 = embeddings) and/or 'final'.
+        poolings: comma-separated subset of placeholder,mean.
+        norms: comma-separated subset of none,zscore.
+        lang: language of the committed corpus.
+        decoder: bundled 'smollm2-135m' or a Hugging Face causal LM id/path.
+        encoder: bundled 'e5-small' or a Hugging Face encoder id/path.
+        train_pairs: seeded subset of train used to fit each probe.
+        dev_pairs: seeded subset of dev used to score each probe.
+        steps: optimisation steps per probe.
+        batch_size: pairs per step.
+        seed: seed for subsets, initialisation and batches.
+        out: directory for sweep.json and sweep.png.
+        json: print JSON instead of a table.
+    """
+    import json as jsonlib
+
+    from .data import load_split
+    from .decoders import load_decoder
+    from .encoders import encode_cached, load_encoder
+    from .eval.plots import sweep_plot
+    from .prompts import PromptBuilder
+    from .teacher import PRESETS, POOLINGS, NORMS, TeacherSpec, TeacherStats, cached_states, normalise
+    from .train.align import PairTensors, subsample
+    from .train.common import duplicate_groups
+
+    dec, enc = load_decoder(decoder), load_encoder(encoder)
+    layer_list = _parse_layers(layers, dec.num_layers)
+    pool_list = [p.strip() for p in poolings.split(",")]
+    norm_list = [n.strip() for n in norms.split(",")]
+    for p in pool_list:
+        if p not in POOLINGS:
+            raise LlinkError(f"bad pooling {p!r}: choose from {POOLINGS}")
+    for n in norm_list:
+        if n not in NORMS:
+            raise LlinkError(f"bad norm {n!r}: choose from {NORMS}")
+    builder = PromptBuilder(dec.tokenizer)
+    train = subsample(load_split("train", lang=lang), train_pairs, seed)
+    dev = subsample(load_split("dev", lang=lang), dev_pairs, seed)
+    t0 = time.time()
+    xs = {name: torch.from_numpy(encode_cached(enc, [p.src for p in ps])) for name, ps in (("train", train), ("dev", dev))}
+    gs = {name: torch.from_numpy(duplicate_groups([p.src for p in ps], [p.en for p in ps])) for name, ps in (("train", train), ("dev", dev))}
+    all_layers = list(dict.fromkeys(layer_list + ["final"]))
+    all_pool = list(dict.fromkeys(pool_list + ["placeholder"]))
+    states = {name: cached_states(dec, builder, [p.en for p in ps], all_layers, all_pool) for name, ps in (("train", train), ("dev", dev))}
+    cache_s = time.time() - t0
+
+    grid = [TeacherSpec(layer=l, pooling=p, norm=n) for l in layer_list for p in pool_list for n in norm_list]
+    if PRESETS["paper"] not in grid:
+        grid.insert(0, PRESETS["paper"])
+    rows = []
+    for spec in tqdm(grid, desc="sweep", unit="probe"):
+        name = "paper" if spec == PRESETS["paper"] else None
+        tr_raw, dv_raw = states["train"][(spec.layer, spec.pooling)], states["dev"][(spec.layer, spec.pooling)]
+        stats = TeacherStats.fit(tr_raw) if spec.norm == "zscore" else None
+        tr = PairTensors(xs["train"], torch.from_numpy(normalise(spec, tr_raw, stats)), gs["train"])
+        dv = PairTensors(xs["dev"], torch.from_numpy(normalise(spec, dv_raw, stats)), gs["dev"])
+        unit = tr_raw / np.linalg.norm(tr_raw, axis=1, keepdims=True).clip(1e-9)
+        sample = unit[:500]
+        mean_cos = float((sample @ sample.T)[np.triu_indices(len(sample), 1)].mean())
+        res = probe(tr, dv, dec.hidden_size, steps, batch_size, seed)
+        rows.append({"name": name or str(spec), "layer": spec.layer, "pooling": spec.pooling, "norm": spec.norm,
+                     "teacher_mean_cos": round(mean_cos, 3), **{k: round(v, 4) for k, v in res.items()}})
+    best = max((r for r in rows if r["name"] != "paper"), key=lambda r: r["dev_r1"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"rows": rows, "best": best["name"], "train_pairs": len(train), "dev_pairs": len(dev), "steps": steps,
+              "cache_seconds": round(cache_s, 1), "seconds": round(time.time() - t0, 1)}
+    (out / "sweep.json").write_text(jsonlib.dumps(result, indent=2))
+    sweep_plot(rows, out / "sweep.png")
+    if json:
+        return print(jsonlib.dumps(result, indent=2))
+    print(f"{'teacher':<40}{'mean cos':>9}{'dev R@1':>9}{'dev MRR':>9}{'en→km R@1':>11}")
+    for r in rows:
+        mark = "  <- best" if r["name"] == best["name"] else ""
+        print(f"{r['name']:<40}{r['teacher_mean_cos']:>9.3f}{r['dev_r1']:>9.3f}{r['dev_mrr']:>9.3f}{r['dev_r1_en2km']:>11.3f}{mark}")
+    print(f"best on dev: {best['name']}  (written {out / 'sweep.json'}, {out / 'sweep.png'})")

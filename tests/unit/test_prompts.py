@@ -1,0 +1,66 @@
+import pytest
+
+from llink.errors import LlinkError
+from llink.prompts import IGNORE, PromptBuilder, PromptConfig, pad_batch
+
+
+def test_label_mask_covers_exactly_the_answer_and_end_of_turn(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(k=4))
+    e = b.chat("Translate to English.", answer="Save the file.")
+    trained = [t for t, l in zip(e.input_ids, e.labels) if l != IGNORE]
+    assert tiny_tokenizer.decode(trained) == "Save the file.<|im_end|>"
+    assert all(l == t for t, l in zip(e.input_ids, e.labels) if l != IGNORE)
+    # the trained tokens are a suffix: nothing of the prompt carries loss
+    first = next(i for i, l in enumerate(e.labels) if l != IGNORE)
+    assert all(l != IGNORE for l in e.labels[first:])
+    assert tiny_tokenizer.decode(e.input_ids[:first]).endswith("<|im_start|>assistant\n")
+
+
+def test_slots_sit_in_the_user_turn_of_the_chat_template(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(k=3, system="Be brief."))
+    e = b.chat("Summarise in English.")
+    assert len(e.slot_positions) == 3
+    assert e.slot_positions == list(range(e.slot_positions[0], e.slot_positions[0] + 3))
+    assert all(e.input_ids[p] == b.placeholder_id for p in e.slot_positions)
+    text = tiny_tokenizer.decode(e.input_ids[: e.slot_positions[0]])
+    assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nSummarise in English.")
+    assert tiny_tokenizer.decode(e.input_ids).endswith("<|im_start|>assistant\n")
+    assert e.labels is None
+
+
+def test_raw_passage_prompt_has_no_slots_and_the_same_frame(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(k=2))
+    raw = b.chat("Translate to English.", passage="បើក​ម៉ឺនុយ")
+    assert raw.slot_positions == []
+    assert "បើក" in tiny_tokenizer.decode(raw.input_ids)
+
+
+def test_default_system_prompt_is_short_and_none_keeps_the_template_one(tiny_tokenizer):
+    short = PromptBuilder(tiny_tokenizer).chat("Hi.")
+    default = PromptBuilder(tiny_tokenizer, PromptConfig(system=None)).chat("Hi.")
+    assert "SmolLM" in tiny_tokenizer.decode(default.input_ids)
+    assert len(short) < len(default)
+
+
+@pytest.mark.parametrize("kwargs", [dict(instruction=" "), dict(instruction="x", passage="  "), dict(instruction="x", answer=" ")])
+def test_empty_inputs_are_refused(tiny_tokenizer, kwargs):
+    with pytest.raises(LlinkError):
+        PromptBuilder(tiny_tokenizer).chat(**kwargs)
+
+
+def test_teacher_prompt_appends_placeholder_after_the_sentence(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(teacher_max_tokens=5))
+    ids, sent, ph = b.teacher("Open the file menu and choose Save As.")
+    assert ids[0] == tiny_tokenizer.bos_token_id and ph == len(ids) - 1
+    assert sent == list(range(1, 6))  # truncated to 5 sentence tokens
+    assert ids[ph] == b.placeholder_id
+
+
+def test_pad_batch_left_and_right(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(k=2))
+    batch = [b.chat("Hi.", answer="Yes."), b.chat("Translate to English now please.", answer="No.")]
+    right, left = pad_batch(batch, 0), pad_batch(batch, 0, left=True)
+    assert right["slot_mask"].sum().item() == left["slot_mask"].sum().item() == 4
+    assert right["attention_mask"][0, 0] == 1 and left["attention_mask"][0, 0] == 0
+    for t in (right, left):
+        assert ((t["labels"] != IGNORE) <= (t["attention_mask"] == 1)).all()

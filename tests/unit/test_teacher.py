@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from llink.errors import LlinkError
+from llink.prompts import PromptBuilder
+from llink.teacher import PRESETS, TeacherSpec, TeacherStats, cached_states, extract, normalise, parse_teacher
+
+TEXTS = ["Open the file menu.", "The quick brown fox jumps over the lazy dog.", "Save As.", "Choose the file."]
+
+
+def _reference(decoder, builder, text):
+    ids, sent, ph = builder.teacher(text)
+    emb = decoder.embeddings(torch.tensor([ids])).clone()
+    emb[0, ph] = decoder.placeholder_vector()
+    out = decoder.model.model(inputs_embeds=emb, output_hidden_states=True)
+    return out.hidden_states, out.last_hidden_state, sent, ph
+
+
+def test_extract_matches_hugging_face_hidden_states(tiny_decoder):
+    b = PromptBuilder(tiny_decoder.tokenizer)
+    got = extract(tiny_decoder, b, TEXTS, [0, 1, "final"], ["mean", "placeholder"], batch_size=3, progress=False)
+    for i, t in enumerate(TEXTS):
+        hs, last, sent, ph = _reference(tiny_decoder, b, t)
+        np.testing.assert_allclose(got[(1, "mean")][i], hs[1][0, sent].mean(0).detach().numpy(), atol=1e-5)
+        np.testing.assert_allclose(got[(0, "placeholder")][i], hs[0][0, ph].detach().numpy(), atol=1e-6)
+        np.testing.assert_allclose(got[("final", "placeholder")][i], last[0, ph].detach().numpy(), atol=1e-5)
+
+
+def test_early_stop_gives_the_same_states_as_a_full_pass(tiny_decoder):
+    b = PromptBuilder(tiny_decoder.tokenizer)
+    early = extract(tiny_decoder, b, TEXTS, [1], ["mean"], progress=False)
+    full = extract(tiny_decoder, b, TEXTS, [1, "final"], ["mean"], progress=False)
+    np.testing.assert_array_equal(early[(1, "mean")], full[(1, "mean")])
+
+
+def test_layer_beyond_the_decoder_is_refused(tiny_decoder):
+    with pytest.raises(LlinkError, match="layers"):
+        extract(tiny_decoder, PromptBuilder(tiny_decoder.tokenizer), TEXTS, [7], ["mean"])
+
+
+def test_cache_hits_and_invalidation(tiny_decoder, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLINK_CACHE_DIR", str(tmp_path))
+    b = PromptBuilder(tiny_decoder.tokenizer)
+    first = cached_states(tiny_decoder, b, TEXTS, [1], ["mean"], progress=False)
+    files = set((tmp_path / "teacher").iterdir())
+    assert len(files) == 1
+    again = cached_states(tiny_decoder, b, TEXTS, [1], ["mean"], progress=False)
+    np.testing.assert_array_equal(first[(1, "mean")], again[(1, "mean")])
+    assert set((tmp_path / "teacher").iterdir()) == files  # a hit writes nothing
+    cached_states(tiny_decoder, b, TEXTS[:3], [1], ["mean"], progress=False)  # other data
+    cached_states(tiny_decoder, b, TEXTS, [2], ["mean"], progress=False)  # other layer
+    cached_states(tiny_decoder, b, TEXTS, [1], ["placeholder"], progress=False)  # other pooling
+    b2 = PromptBuilder(tiny_decoder.tokenizer, type(b.cfg)(teacher_max_tokens=3))  # other template settings
+    cached_states(tiny_decoder, b2, TEXTS, [1], ["mean"], progress=False)
+    assert len(set((tmp_path / "teacher").iterdir())) == 5
+
+
+def test_parse_teacher():
+    assert parse_teacher("paper") == PRESETS["paper"] == TeacherSpec("final", "placeholder", "none")
+    assert parse_teacher("layer=8,pooling=mean,norm=zscore") == TeacherSpec(8, "mean", "zscore")
+    assert parse_teacher("layer=final") == TeacherSpec("final")
+    for bad in ("layer=-1", "pooling=max", "norm=l2", "depth=3"):
+        with pytest.raises(LlinkError):
+            parse_teacher(bad)
+
+
+def test_zscore_uses_train_statistics():
+    rng = np.random.default_rng(0)
+    train = rng.normal(5, 3, size=(200, 4)).astype(np.float32)
+    stats = TeacherStats.fit(train)
+    z = normalise(TeacherSpec(norm="zscore"), train, stats)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(0), 1, atol=1e-3)
+    with pytest.raises(LlinkError):
+        normalise(TeacherSpec(norm="zscore"), train, None)
