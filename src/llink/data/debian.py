@@ -3,7 +3,8 @@
 Human translations (MPL-2.0) ship in Debian: LibreOffice offline help and UI catalogues, and
 the Firefox ESR language pack. LibreOffice becomes train/dev, Firefox (a different product,
 different translators) becomes test, so test measures transfer rather than memorised phrasing.
-Nothing here is Khmer-specific except the script table: `lang="lo"` builds English–Lao.
+Nothing here is Khmer-specific except the script table. In bookworm few languages have all three
+package families: km and hi (firefox-esr-l10n-hi-in) do; lo, bo have none, my/si/am lack help.
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ SCRIPT_RANGES: dict[str, list[tuple[int, int]]] = {
     "si": [(0x0D80, 0x0DFF), (0x111E0, 0x111FF)],  # Sinhala + Archaic Numbers
     "bo": [(0x0F00, 0x0FFF)],  # Tibetan
     "am": [(0x1200, 0x137F), (0x1380, 0x139F), (0x2D80, 0x2DDF), (0xAB00, 0xAB2F)],  # Ethiopic
+    "dz": [(0x0F00, 0x0FFF)],  # Dzongkha, Tibetan script
+    "hi": [(0x0900, 0x097F), (0xA8E0, 0xA8FF)],  # Devanagari + Extended
 }
+# Mozilla names some locales by region too (firefox-esr-l10n-hi-in).
+FIREFOX_LOCALES = {"hi": "hi-in", "pa": "pa-in", "gu": "gu-in", "ne": "ne-np"}
 
 LANGUAGE_NAMES = {"km": "Khmer", "lo": "Lao", "my": "Burmese", "si": "Sinhala", "bo": "Tibetan",
-                  "am": "Amharic"}
+                  "am": "Amharic", "dz": "Dzongkha", "hi": "Hindi"}
 
 HELP_EN_PACKAGE = "libreoffice-help-en-us"
 FIREFOX_EN_PACKAGE = "firefox-esr"
@@ -59,7 +64,7 @@ class Packages:
     @classmethod
     def for_lang(cls, lang: str) -> "Packages":
         return cls(f"libreoffice-help-{lang}", HELP_EN_PACKAGE, f"libreoffice-l10n-{lang}",
-                   f"firefox-esr-l10n-{lang}", FIREFOX_EN_PACKAGE)
+                   f"firefox-esr-l10n-{FIREFOX_LOCALES.get(lang, lang)}", FIREFOX_EN_PACKAGE)
 
     def names(self) -> list[str]:
         return [self.help, self.help_en, self.ui, self.firefox, self.firefox_en]

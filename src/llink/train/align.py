@@ -255,7 +255,7 @@ class AlignRecipe:
             self.opt.step()
             self.step += 1
             bar.update(1)
-            row = {"step": self.step, "epoch": epoch, "loss": float(loss), "nce": float(loss_nce), "tau": tau, "lr": self.opt.param_groups[0]["lr"]}
+            row = {"step": self.step, "epoch": epoch, "loss": loss.item(), "nce": loss_nce.item(), "tau": tau, "lr": self.opt.param_groups[0]["lr"]}
             if self.step % cfg.eval_every == 0 or self.step == self.total_steps:
                 row.update(self.evaluate())
                 last = row
