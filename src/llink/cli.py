@@ -82,6 +82,7 @@ def _commands() -> dict:
     from .train import align as align_mod
     from .teacher_cli import teacher_build, teacher_sweep
     from .eval.cli import eval_retrieval
+    from .demo import demo
 
     return {
         "data": {"build": data_build, "stats": data_stats},
@@ -89,11 +90,26 @@ def _commands() -> dict:
         "teacher": {"build": teacher_build, "sweep": teacher_sweep},
         "align": align_mod.align,
         "eval": {"retrieval": eval_retrieval},
+        "demo": demo,
     }
+
+
+# Boolean options read as flags: `--json` means `--json=true`, `--no_json` means `--json=false`.
+_FLAGS = {"json", "resume", "cpu", "progress", "base"}
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
     argv = ["--config" if a == "--recipe" else (("--config=" + a[len("--recipe="):]) if a.startswith("--recipe=") else a) for a in argv]
+    out = []
+    for i, a in enumerate(argv):
+        name = a[2:].replace("-", "_")
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if a.startswith("--") and name in _FLAGS and nxt not in ("true", "false"):
+            a = f"--{name}=true"
+        elif a.startswith("--no") and name[3:].lstrip("_") in _FLAGS:
+            a = f"--{name[3:].lstrip('_')}=false"
+        out.append(a)
+    argv = out
     # `llink teacher ...` without a verb means `llink teacher build ...`
     if argv[:1] == ["teacher"] and (len(argv) == 1 or argv[1] not in ("build", "sweep", "-h", "--help")):
         argv.insert(1, "build")

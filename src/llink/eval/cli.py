@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import LlinkError
+
 
 def retrieval_report(model, pairs, progress: bool = True, with_base: bool = True, seed: int = 17) -> tuple[dict, dict]:
     """Metrics for llink, the encoder ceiling, the base decoder reading the source text, and an
@@ -61,7 +63,7 @@ def print_retrieval(res: dict) -> None:
 
 
 def eval_retrieval(
-    model: Path,
+    model: Path | None = None,
     split: str = "test",
     lang: str = "km",
     data: Path | None = None,
@@ -86,6 +88,8 @@ def eval_retrieval(
     from ..model import LLINK
     from .plots import rank_histogram
 
+    if model is None:
+        raise LlinkError("--model is required: an LLINK artifact directory (e.g. runs/align/llink)")
     pairs = read_pairs(data) if data else load_split(split, lang=lang)
     m = LLINK.from_pretrained(model)
     res, rk = retrieval_report(m, pairs, with_base=base)

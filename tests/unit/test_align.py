@@ -1,0 +1,107 @@
+"""Stage A end to end on tiny random models: learns, resumes exactly, refuses mismatches."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from llink.cli import main
+from llink.errors import LlinkError
+
+WORDS_EN = "open save file menu choose quick brown fox lazy dog help tool".split()
+WORDS_KM = ["បើក", "រក្សា", "ឯកសារ", "ម៉ឺនុយ", "ជ្រើស", "ប៊ូតុង", "ចុច", "ទុក", "ជា", "លើ", "ដើម្បី", "ហើយ"]
+
+
+def write_pairs(path: Path, n: int = 96) -> Path:
+    lines = ["km\ten"]
+    for i in range(n):
+        a, b, c = i % 12, (i * 5 + 1) % 12, (i * 7 + 3) % 12
+        lines.append(f"{WORDS_KM[a]} {WORDS_KM[b]} {WORDS_KM[c]} {i}\t{WORDS_EN[a]} {WORDS_EN[b]} {WORDS_EN[c]} {i}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def args(tiny_dirs, data, out, **over):
+    base = dict(encoder=tiny_dirs["encoder"], decoder=tiny_dirs["decoder"], teacher="layer=1,pooling=mean,norm=zscore",
+                train_data=data, dev_data=data, batch_size=16, epochs=10, warmup_steps=5, eval_every=20,
+                checkpoint_every=20, queue_size=64, hard_negatives=16, progress="false", out=out)
+    base.update(over)
+    return ["align"] + [f"--{k}={v}" for k, v in base.items()]
+
+
+def rows(out):
+    return [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_stage_a_learns_and_writes_a_loadable_artifact(tiny_dirs, tmp_path):
+    data = write_pairs(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    assert main(args(tiny_dirs, data, out, epochs=15)) == 0
+    log = rows(out)
+    first, last = log[0], log[-1]
+    assert last["loss"] < 0.6 * first["loss"]
+    assert last["dev_r1"] > 0.3  # chance is 1/96
+    assert (out / "curve.png").stat().st_size > 1000
+    from llink.model import LLINK
+
+    m = LLINK.from_pretrained(out / "llink")
+    assert m.config.teacher == {"layer": 1, "pooling": "mean", "norm": "zscore"}
+    assert m.project(m.encoder.encode(["បើក ឯកសារ"], progress=False)).shape == (1, 32)
+
+
+def test_same_seed_same_metrics(tiny_dirs, tmp_path):
+    data = write_pairs(tmp_path / "pairs.tsv")
+    assert main(args(tiny_dirs, data, tmp_path / "a", epochs=3)) == 0
+    assert main(args(tiny_dirs, data, tmp_path / "b", epochs=3)) == 0
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_dirs, tmp_path):
+    data = write_pairs(tmp_path / "pairs.tsv", n=160)
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    over = dict(epochs=60, checkpoint_every=10, eval_every=50)
+    assert main(args(tiny_dirs, data, ref, **over)) == 0
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "llink.cli", *args(tiny_dirs, data, cut, **over)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (cut / "checkpoint.safetensors").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = rows(cut)[-1]["step"]
+    total = rows(ref)[-1]["step"]
+    assert killed_at < total, "the run finished before it could be killed; make it longer"
+    assert main(args(tiny_dirs, data, cut, resume="true", **over)) == 0
+    a, b = load_file(str(ref / "llink" / "model.safetensors")), load_file(str(cut / "llink" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] == b[k]).all(), k
+    assert [r["step"] for r in rows(cut)] == list(range(1, total + 1))
+    assert rows(cut)[-1] == rows(ref)[-1]
+
+
+def test_resume_refuses_another_teacher(tiny_dirs, tmp_path, capsys):
+    data = write_pairs(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    assert main(args(tiny_dirs, data, out, epochs=2)) == 0
+    assert main(args(tiny_dirs, data, out, epochs=2, resume="true", teacher="layer=2,pooling=mean,norm=none")) == 2
+    assert "teacher" in capsys.readouterr().err
+
+
+def test_artifact_refuses_mismatched_models(tiny_dirs, tmp_path):
+    from llink.encoders import load_encoder
+    from llink.model import LLINK
+
+    data = write_pairs(tmp_path / "pairs.tsv")
+    assert main(args(tiny_dirs, data, tmp_path / "run", epochs=1)) == 0
+    with pytest.raises(LlinkError, match="encoder mismatch"):
+        LLINK.from_pretrained(tmp_path / "run" / "llink", encoder=load_encoder("e5-small"))
+    with pytest.raises(LlinkError, match="not an LLINK artifact"):
+        LLINK.from_pretrained(tmp_path)

@@ -1,0 +1,56 @@
+"""Bad input gets one line naming the problem and exit code 2, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from llink.cli import main
+
+
+def run(args):
+    return subprocess.run([sys.executable, "-m", "llink.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_every_command_documents_its_options():
+    for cmd in (["data", "build"], ["data", "stats"], ["tokens"], ["teacher", "build"], ["teacher", "sweep"], ["align"],
+                ["eval", "retrieval"], ["demo"]):
+        with pytest.raises(SystemExit) as e:
+            main([*cmd, "--help"])
+        assert e.value.code == 0
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [("km\ten\nសួស្តី\n", ":2:"), ("km\ten\n \thello\n", ":2:")],
+)
+def test_malformed_pairs_file_names_file_and_line(tmp_path, content, needle):
+    f = tmp_path / "bad.tsv"
+    f.write_text(content, encoding="utf-8")
+    r = run(["tokens", f"--data={f}", "--decoder", str(tmp_path / "no-such-model")])
+    assert r.returncode == 2
+    assert "bad.tsv" in r.stderr and needle in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_model_path_is_one_line(tmp_path):
+    f = tmp_path / "ok.tsv"
+    f.write_text("km\ten\nសួស្តី\thello there\n", encoding="utf-8")
+    r = run(["tokens", f"--data={f}", "--decoder", str(tmp_path / "no-such-model")])
+    assert r.returncode == 2 and "no-such-model" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_artifact_and_bad_teacher(tmp_path):
+    r = run(["eval", "retrieval", "--model", str(tmp_path)])
+    assert r.returncode == 2 and "not an LLINK artifact" in r.stderr
+    r = run(["teacher", "--teacher", "layer=x", "--data", str(tmp_path / "none.tsv")])
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_empty_text_is_refused_by_encoders():
+    from llink.encoders import check_texts
+    from llink.errors import LlinkError
+
+    for bad in ([""], ["ok", "   "], [None]):
+        with pytest.raises(LlinkError):
+            check_texts(bad)
