@@ -141,7 +141,8 @@ class AlignRecipe:
         from ..teacher import parse_teacher
 
         cfg = self.cfg
-        self.acc = Accelerator(cpu=cfg.cpu)
+        # Without cpu=True accelerate ignores a torchrun/gloo world on a machine with no GPU.
+        self.acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available())
         seed_everything(cfg.seed)
         self.spec = parse_teacher(cfg.teacher)
         self.encoder = encoder or load_encoder(cfg.encoder)
