@@ -156,8 +156,11 @@ class LLINK(nn.Module):
         if config.format > FORMAT:
             raise LlinkError(f"{path} was written by a newer llink (format {config.format}); upgrade llink")
         model = cls(config)
-        state = load_file(str(path / WEIGHTS))
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            state = load_file(str(path / WEIGHTS))
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except (RuntimeError, OSError) as e:  # size mismatch or an unreadable file
+            raise LlinkError(f"{path / WEIGHTS} does not match its config: {str(e).splitlines()[0]}") from None
         if missing or unexpected:
             raise LlinkError(f"{path / WEIGHTS} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
         model.eval()

@@ -105,3 +105,16 @@ def test_artifact_refuses_mismatched_models(tiny_dirs, tmp_path):
         LLINK.from_pretrained(tmp_path / "run" / "llink", encoder=load_encoder("e5-small"))
     with pytest.raises(LlinkError, match="not an LLINK artifact"):
         LLINK.from_pretrained(tmp_path)
+
+
+def test_artifact_with_wrong_shapes_is_refused(tiny_dirs, tmp_path):
+    from llink.model import LLINK
+
+    data = write_pairs(tmp_path / "pairs.tsv")
+    assert main(args(tiny_dirs, data, tmp_path / "run", epochs=1)) == 0
+    cfg = tmp_path / "run" / "llink" / "config.json"
+    raw = json.loads(cfg.read_text())
+    raw["hidden_size"] = 48
+    cfg.write_text(json.dumps(raw))
+    with pytest.raises(LlinkError, match="does not match its config"):
+        LLINK.from_pretrained(tmp_path / "run" / "llink")
