@@ -94,15 +94,15 @@ def _parse_layers(layers: str, num_layers: int) -> list:
 
 
 def teacher_sweep(
-    layers: str = "0,2,4,6,8,12,16,20,24,28,30,final",
+    layers: str = "0,2,4,8,12,16,20,24,30,final",
     poolings: str = "placeholder,mean",
     norms: str = "none,zscore",
     lang: str = "km",
     decoder: str = "smollm2-135m",
     encoder: str = "e5-small",
-    train_pairs: int = 6000,
+    train_pairs: int = 4000,
     dev_pairs: int = 1000,
-    steps: int = 150,
+    steps: int = 100,
     batch_size: int = 256,
     seed: int = 17,
     out: Path = Path("runs/sweep"),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+import inspect
+from dataclasses import asdict, dataclass, field, make_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,43 +33,7 @@ from .common import (
 DEFAULT_TEACHER = "layer=4,pooling=mean,norm=zscore"
 
 
-@dataclass
-class AlignConfig:
-    out: Path = Path("runs/align")
-    encoder: str = "e5-small"
-    decoder: str = "smollm2-135m"
-    teacher: str = DEFAULT_TEACHER
-    lang: str = "km"
-    train_data: Path | None = None
-    dev_data: Path | None = None
-    max_train: int | None = None
-    max_dev: int | None = 1000
-    epochs: int = 20
-    batch_size: int = 256
-    lr: float = 1e-3
-    lr_min: float = 1e-5
-    warmup_steps: int = 30
-    weight_decay: float = 0.05
-    clip: float = 1.0
-    temperature_start: float = 0.05
-    temperature_end: float = 0.01
-    queue_size: int = 32768
-    hard_negatives: int = 256
-    direction_weight: float = 0.05
-    log_norm_weight: float = 0.02
-    hidden_mult: int = 4
-    dropout: float = 0.1
-    k: int = 8
-    system: str | None = "You are a helpful assistant."
-    eval_every: int = 100
-    checkpoint_every: int = 100
-    seed: int = 17
-    resume: bool = False
-    cpu: bool = False
-    progress: bool = True
-
-
-def _check(cfg: AlignConfig) -> None:
+def _check(cfg) -> None:
     for name in ("epochs", "batch_size", "eval_every", "checkpoint_every", "queue_size"):
         if getattr(cfg, name) < 1:
             raise LlinkError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
@@ -122,7 +87,7 @@ def subsample(pairs: list, n: int | None, seed: int) -> list:
 
 
 class AlignRecipe:
-    def __init__(self, cfg: AlignConfig):
+    def __init__(self, cfg):
         _check(cfg)
         self.cfg = cfg
         self.out = Path(cfg.out)
@@ -352,8 +317,7 @@ def align(
         cpu: force CPU even when a GPU is present.
         progress: show progress bars.
     """
-    cfg = AlignConfig(**{k_: v for k_, v in locals().items()})
-    recipe = AlignRecipe(cfg).setup()
+    recipe = AlignRecipe(AlignConfig(**locals())).setup()
     final = recipe.train()
     art = recipe.save()
     if recipe.acc.is_main_process:
@@ -361,3 +325,11 @@ def align(
                    "cache_seconds": round(recipe.cache_seconds, 1), "train_seconds": round(recipe.train_seconds, 1), **final}
         (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
+
+
+# The function's signature is the config (litgpt style): the recipe class reads the same fields,
+# so a default lives in exactly one place.
+AlignConfig = make_dataclass(
+    "AlignConfig",
+    [(n, p.annotation, field(default=p.default)) for n, p in inspect.signature(align).parameters.items()],
+)
