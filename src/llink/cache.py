@@ -79,3 +79,44 @@ def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
     with safe_open(str(path), framework="np") as f:
         meta = json.loads((f.metadata() or {}).get("meta", "{}"))
         return {k: f.get_tensor(k) for k in f.keys()}, meta
+
+
+class RowStore:
+    """Per-text vectors under one namespace (an encoder, or a decoder + teacher setting).
+
+    Rows are keyed by a hash of their text, so any subset or superset of texts seen before is
+    served from disk and only new texts are computed. Each fill writes one immutable shard
+    (atomically), so concurrent or interrupted runs never corrupt what is there.
+    """
+
+    def __init__(self, kind: str, **namespace: Any):
+        self.dir = cache_root() / kind / key_of(**namespace)
+        self.namespace = namespace
+
+    @staticmethod
+    def row_key(text: str) -> bytes:
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+    def _index(self) -> tuple[dict[bytes, tuple[int, int]], list[np.ndarray]]:
+        index, shards = {}, []
+        for path in sorted(self.dir.glob("*.safetensors")) if self.dir.exists() else []:
+            arrays, _ = load_arrays(path)
+            shards.append(arrays["vectors"])
+            for row, key in enumerate(arrays["keys"]):
+                index[key.tobytes()] = (len(shards) - 1, row)
+        return index, shards
+
+    def get(self, texts: list[str], compute: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Vectors for texts, calling compute(missing_unique_texts) only for unseen ones."""
+        keys = [self.row_key(t) for t in texts]
+        index, shards = self._index()
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in index))
+        if missing:
+            fresh = np.asarray(compute(missing), dtype=np.float32)
+            new_keys = np.frombuffer(b"".join(self.row_key(t) for t in missing), dtype=np.uint8).reshape(-1, 16)
+            name = hashlib.sha256(new_keys.tobytes()).hexdigest()[:20]
+            save_arrays(self.dir / f"{name}.safetensors", {"keys": new_keys, "vectors": fresh}, self.namespace)
+            shards.append(fresh)
+            for row, t in enumerate(missing):
+                index[self.row_key(t)] = (len(shards) - 1, row)
+        return np.stack([shards[s][r] for s, r in (index[k] for k in keys)]) if texts else np.zeros((0, 0), np.float32)

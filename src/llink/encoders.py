@@ -12,7 +12,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import cache_root, load_arrays, save_arrays, texts_hash
+from .cache import RowStore
 from .errors import LlinkError
 
 BUNDLED_ENCODER = "e5-small"
@@ -104,15 +104,10 @@ def load_encoder(name: str = BUNDLED_ENCODER, device: str = "cpu") -> Encoder:
 
 
 def encode_cached(encoder: Encoder, texts: Sequence[str], progress: bool = True) -> np.ndarray:
-    """encoder.encode with an on-disk cache keyed by encoder id + hash of the texts."""
+    """encoder.encode through the on-disk cache: rows keyed by encoder id + text hash, so only
+    texts never seen with this encoder are encoded."""
     texts = check_texts(texts)
-    path = cache_root() / "vectors" / f"{texts_hash([encoder.id, *texts])}.safetensors"
-    if path.exists():
-        arrays, _ = load_arrays(path)
-        return arrays["vectors"]
-    vecs = encoder.encode(texts, progress=progress).astype(np.float32)
-    save_arrays(path, {"vectors": vecs}, {"encoder": encoder.id, "n": len(texts)})
-    return vecs
+    return RowStore("vectors", encoder=encoder.id).get(texts, lambda new: encoder.encode(new, progress=progress))
 
 
 def bundled_model_files() -> dict[str, Path]:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .cache import cache_root, key_of, load_arrays, save_arrays, texts_hash
+from .cache import RowStore
 from .decoders import Decoder
 from .errors import LlinkError
 from .prompts import PromptBuilder
@@ -162,24 +162,25 @@ def cached_states(
     batch_size: int = 32,
     progress: bool = True,
 ) -> dict[tuple, np.ndarray]:
-    """`extract` through the on-disk cache, keyed by decoder + prompt template + layer + pooling
-    + data; entries already cached are not recomputed."""
-    base_key = dict(decoder=decoder.id, template=decoder.chat_template, prompt=builder.cfg.to_dict(), texts=texts_hash(texts))
-    paths = {(l, p): cache_root() / "teacher" / f"{key_of(**base_key, layer=l, pooling=p)}.safetensors" for l in layers for p in poolings}
-    result, missing = {}, []
-    for lp, path in paths.items():
-        if path.exists():
-            result[lp] = load_arrays(path)[0]["states"]
-        else:
-            missing.append(lp)
-    if missing:
-        todo_layers = sorted({l for l, _ in missing}, key=lambda x: (x == "final", x if x != "final" else 0))
-        todo_pool = sorted({p for _, p in missing})
-        fresh = extract(decoder, builder, texts, todo_layers, todo_pool, batch_size, progress)
-        for lp, arr in fresh.items():
-            save_arrays(paths[lp], {"states": arr.astype(np.float32)}, {**base_key, "layer": lp[0], "pooling": lp[1]})
-            result[lp] = arr
-    return {lp: result[lp] for lp in paths}
+    """`extract` through the on-disk cache: rows keyed by decoder + chat template + prompt
+    settings + layer + pooling + text, so only unseen (text, setting) pairs are computed, and
+    those in one pass for every setting that misses them."""
+    texts = list(texts)
+    base = dict(decoder=decoder.id, template=decoder.chat_template, prompt=builder.cfg.to_dict())
+    stores = {(l, p): RowStore("teacher", **base, layer=l, pooling=p) for l in layers for p in poolings}
+    fresh: dict[tuple, dict[str, np.ndarray]] = {}
+
+    def compute(lp):
+        def fn(missing: list[str]) -> np.ndarray:
+            todo = [t for t in missing if t not in fresh.get(lp, {})]
+            if todo:  # one forward pass fills every requested setting for these texts
+                for key, arr in extract(decoder, builder, todo, list(layers), list(poolings), batch_size, progress).items():
+                    fresh.setdefault(key, {}).update(zip(todo, arr))
+            return np.stack([fresh[lp][t] for t in missing])
+
+        return fn
+
+    return {lp: store.get(texts, compute(lp)) for lp, store in stores.items()}
 
 
 @dataclass

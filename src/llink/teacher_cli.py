@@ -98,6 +98,8 @@ def teacher_sweep(
     poolings: str = "placeholder,mean",
     norms: str = "none,zscore",
     lang: str = "km",
+    train_data: Path | None = None,
+    dev_data: Path | None = None,
     decoder: str = "smollm2-135m",
     encoder: str = "e5-small",
     train_pairs: int = 4000,
@@ -118,6 +120,8 @@ def teacher_sweep(
         poolings: comma-separated subset of placeholder,mean.
         norms: comma-separated subset of none,zscore.
         lang: language of the committed corpus.
+        train_data: any TSV/JSONL of (source, english) pairs instead of the train split.
+        dev_data: any TSV/JSONL of pairs instead of the dev split.
         decoder: bundled 'smollm2-135m' or a Hugging Face causal LM id/path.
         encoder: bundled 'e5-small' or a Hugging Face encoder id/path.
         train_pairs: seeded subset of train used to fit each probe.
@@ -130,7 +134,7 @@ def teacher_sweep(
     """
     import json as jsonlib
 
-    from .data import load_split
+    from .data import load_split, read_pairs
     from .decoders import load_decoder
     from .encoders import encode_cached, load_encoder
     from .eval.plots import sweep_plot
@@ -150,8 +154,8 @@ def teacher_sweep(
         if n not in NORMS:
             raise LlinkError(f"bad norm {n!r}: choose from {NORMS}")
     builder = PromptBuilder(dec.tokenizer)
-    train = subsample(load_split("train", lang=lang), train_pairs, seed)
-    dev = subsample(load_split("dev", lang=lang), dev_pairs, seed)
+    train = subsample(read_pairs(train_data) if train_data else load_split("train", lang=lang), train_pairs, seed)
+    dev = subsample(read_pairs(dev_data) if dev_data else load_split("dev", lang=lang), dev_pairs, seed)
     t0 = time.time()
     xs = {name: torch.from_numpy(encode_cached(enc, [p.src for p in ps])) for name, ps in (("train", train), ("dev", dev))}
     gs = {name: torch.from_numpy(duplicate_groups([p.src for p in ps], [p.en for p in ps])) for name, ps in (("train", train), ("dev", dev))}

@@ -39,21 +39,42 @@ def test_layer_beyond_the_decoder_is_refused(tiny_decoder):
         extract(tiny_decoder, PromptBuilder(tiny_decoder.tokenizer), TEXTS, [7], ["mean"])
 
 
+def _shards(root):
+    return sorted(root.glob("teacher/*/*.safetensors"))
+
+
 def test_cache_hits_and_invalidation(tiny_decoder, tmp_path, monkeypatch):
     monkeypatch.setenv("LLINK_CACHE_DIR", str(tmp_path))
     b = PromptBuilder(tiny_decoder.tokenizer)
     first = cached_states(tiny_decoder, b, TEXTS, [1], ["mean"], progress=False)
-    files = set((tmp_path / "teacher").iterdir())
-    assert len(files) == 1
+    assert len(_shards(tmp_path)) == 1
     again = cached_states(tiny_decoder, b, TEXTS, [1], ["mean"], progress=False)
     np.testing.assert_array_equal(first[(1, "mean")], again[(1, "mean")])
-    assert set((tmp_path / "teacher").iterdir()) == files  # a hit writes nothing
-    cached_states(tiny_decoder, b, TEXTS[:3], [1], ["mean"], progress=False)  # other data
+    sub = cached_states(tiny_decoder, b, TEXTS[2:0:-1], [1], ["mean"], progress=False)  # a reordered subset
+    np.testing.assert_array_equal(sub[(1, "mean")], first[(1, "mean")][[2, 1]])
+    assert len(_shards(tmp_path)) == 1  # hits write nothing
+    more = cached_states(tiny_decoder, b, TEXTS + ["A new sentence."], [1], ["mean"], progress=False)
+    assert len(_shards(tmp_path)) == 2  # only the new text was computed and stored
+    np.testing.assert_allclose(more[(1, "mean")][:4], first[(1, "mean")], atol=1e-6)
     cached_states(tiny_decoder, b, TEXTS, [2], ["mean"], progress=False)  # other layer
     cached_states(tiny_decoder, b, TEXTS, [1], ["placeholder"], progress=False)  # other pooling
     b2 = PromptBuilder(tiny_decoder.tokenizer, type(b.cfg)(teacher_max_tokens=3))  # other template settings
     cached_states(tiny_decoder, b2, TEXTS, [1], ["mean"], progress=False)
-    assert len(set((tmp_path / "teacher").iterdir())) == 5
+    assert len({p.parent for p in _shards(tmp_path)}) == 4
+
+
+def test_encoder_cache_serves_subsets(tiny_dirs, tmp_path, monkeypatch):
+    from llink.encoders import encode_cached, load_encoder
+
+    monkeypatch.setenv("LLINK_CACHE_DIR", str(tmp_path))
+    enc = load_encoder(tiny_dirs["encoder"])
+    full = encode_cached(enc, TEXTS, progress=False)
+    calls = []
+    real = enc.encode
+    enc.encode = lambda texts, **kw: calls.append(list(texts)) or real(texts, **kw)
+    np.testing.assert_array_equal(encode_cached(enc, TEXTS[::-1], progress=False), full[::-1])
+    encode_cached(enc, TEXTS + ["Another one."], progress=False)
+    assert calls == [["Another one."]]
 
 
 def test_parse_teacher():
