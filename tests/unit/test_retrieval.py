@@ -15,7 +15,7 @@ def _brute_ranks(q, k, groups=None):
         s = kn @ qn[i]
         r = 1
         for j in range(len(k)):
-            if s[j] > s[i] and (groups is None or groups[j] != groups[i]):
+            if j != i and s[j] >= s[i] and (groups is None or groups[j] != groups[i]):
                 r += 1
         out.append(r)
     return np.array(out)
@@ -32,29 +32,35 @@ def test_handcrafted_ranks_and_metrics():
     assert m["mean_rank"] == pytest.approx(1.5)
 
 
-def test_rank_counts_only_strictly_greater_and_r_at_k():
+def test_rank_counts_better_and_tied_keys_and_r_at_k():
     # 12 keys; query 0 has exactly 5 keys strictly better and 6 that tie with its true key.
-    keys = np.zeros((12, 3))
-    queries = np.zeros((12, 3))
-    keys[0] = [1.0, 0.0, 0.0]  # true key of query 0: similarity 0 to [0,1,0]
-    queries[0] = [0.0, 1.0, 0.0]
-    keys[1:6] = [0.0, 1.0, 0.0]  # 5 strictly better
-    keys[6:8] = [1.0, 0.0, 0.0]  # ties (similarity 0), as are keys 8-11
-    keys[8:] = [0.0, 0.0, 1.0]
-    queries[1:] = keys[1:]
+    keys = np.zeros((12, 13))
+    keys[0, 0] = 1.0  # true key of query 0: similarity 0 to query 0 = e1
+    for i in range(1, 6):  # 5 keys strictly better than the true key, all distinct
+        keys[i, 1], keys[i, 1 + i] = 1.0, 0.1
+    for i in range(6, 12):  # 6 keys orthogonal to query 0: they tie with its true key
+        keys[i, 1 + i] = 1.0
+    queries = keys.copy()
+    queries[0] = 0.0
+    queries[0, 1] = 1.0
     r = ranks(queries, keys)
-    assert r.tolist() == [6] + [1] * 11  # every other query ties at the top
+    assert r.tolist() == [12] + [1] * 11  # 1 + 5 better + 6 tied; every other query is unique
     m = retrieval_metrics(queries, keys)
-    assert m["r1"] == pytest.approx(11 / 12) and m["r5"] == pytest.approx(11 / 12) and m["r10"] == 1.0
-    assert m["mrr"] == pytest.approx((11 + 1 / 6) / 12)
-    assert m["mean_rank"] == pytest.approx(17 / 12)
+    assert m["r1"] == pytest.approx(11 / 12) and m["r5"] == pytest.approx(11 / 12) and m["r10"] == pytest.approx(11 / 12)
+    assert m["mrr"] == pytest.approx((11 + 1 / 12) / 12)
+    assert m["mean_rank"] == pytest.approx(23 / 12)
 
 
-def test_ties_are_not_penalised():
+def test_ties_count_against_the_system():
     keys = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     queries = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
-    # q0, q1: a tie with the other identical key -> rank 1; q2: two keys strictly better.
-    assert ranks(queries, keys).tolist() == [1, 1, 3]
+    # q0, q1: the other identical key ties -> rank 2; q2: two keys strictly better -> rank 3.
+    assert ranks(queries, keys).tolist() == [2, 2, 3]
+    # A constant key space (a degenerate teacher) ranks every query last, not first.
+    const = np.ones((5, 4))
+    assert ranks(np.random.default_rng(0).standard_normal((5, 4)), const).tolist() == [5] * 5
+    # Unless the identical keys are duplicates of one string (same group).
+    assert ranks(queries, keys, key_groups=[0, 0, 1]).tolist() == [1, 1, 3]
 
 
 def test_key_groups_count_duplicates_as_correct():

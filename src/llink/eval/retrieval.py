@@ -1,8 +1,10 @@
 """Exact cross-lingual retrieval metrics (R@1/5/10, MRR, mean rank) on cosine similarity.
 
-Query i's correct key is key i. Rank = 1 + number of keys with strictly greater similarity
-than the correct key, so exact ties do not hurt (and do not help beyond rank 1). Queries are
-processed in chunks, so 40k x 40k needs only chunk_size x n similarities at a time.
+Query i's correct key is key i. Rank = 1 + number of *other* keys scoring at least as high as
+the correct key: ties count against the system, so a degenerate space where every key is the
+same vector ranks at n, not 1 (with optimistic ties a constant teacher scored R@1 = 1.0).
+Duplicate strings are handled by groups, not by ties. Queries are processed in chunks, so
+40k x 40k needs only chunk_size x n similarities at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def ranks(queries, keys, *, key_groups=None, chunk_size: int = 1024) -> np.ndarr
     """1-based rank of key i for query i, as int64 [n].
 
     ``key_groups`` (int [n]): keys in the same group as the correct key count as correct too
-    (duplicate English strings), i.e. only strictly-better keys of *other* groups add to the rank.
+    (duplicate English strings), i.e. only keys of *other* groups scoring >= the true key add.
     """
     q, k = _as_tensor(queries), _as_tensor(keys)
     if q.shape != k.shape:
@@ -43,9 +45,9 @@ def ranks(queries, keys, *, key_groups=None, chunk_size: int = 1024) -> np.ndarr
         e = min(n, s + chunk_size)
         sims = q[s:e] @ k.T  # [c, n]
         idx = torch.arange(s, e, device=q.device)
-        # The true score is read from the same matrix, so a key never outranks itself.
         true = sims[idx - s, idx].unsqueeze(1)
-        better = sims > true
+        better = sims >= true
+        better[idx - s, idx] = False  # the true key itself
         if groups is not None:
             better &= groups.unsqueeze(0) != groups[idx].unsqueeze(1)
         out[s:e] = (1 + better.sum(dim=1)).cpu()
