@@ -132,11 +132,12 @@ def extract(
             emb[torch.arange(len(batch)), ph] = placeholder.to(emb.dtype)
             captured.clear()
             captured[0] = emb
-            try:
-                res = base(inputs_embeds=emb, attention_mask=mask, use_cache=False)
-                captured["final"] = res.last_hidden_state
-            except _Stop:
-                pass
+            if deepest > 0:  # a layer-0 teacher is the input embeddings: no forward pass at all
+                try:
+                    res = base(inputs_embeds=emb, attention_mask=mask, use_cache=False)
+                    captured["final"] = res.last_hidden_state
+                except _Stop:
+                    pass
             for layer in layers:
                 h = captured[layer].float()
                 for pooling in poolings:

@@ -34,6 +34,19 @@ def test_early_stop_gives_the_same_states_as_a_full_pass(tiny_decoder):
     np.testing.assert_array_equal(early[(1, "mean")], full[(1, "mean")])
 
 
+def test_layer_zero_needs_no_forward_pass(tiny_decoder):
+    b = PromptBuilder(tiny_decoder.tokenizer)
+    calls = []
+    h = tiny_decoder.model.model.layers[0].register_forward_hook(lambda *a: calls.append(1))
+    try:
+        got = extract(tiny_decoder, b, TEXTS, [0], ["mean"], progress=False)
+    finally:
+        h.remove()
+    assert calls == []
+    ids, sent, _ = b.teacher(TEXTS[1])
+    np.testing.assert_allclose(got[(0, "mean")][1], tiny_decoder.embeddings(torch.tensor(ids))[sent].mean(0).detach().numpy(), atol=1e-6)
+
+
 def test_layer_beyond_the_decoder_is_refused(tiny_decoder):
     with pytest.raises(LlinkError, match="layers"):
         extract(tiny_decoder, PromptBuilder(tiny_decoder.tokenizer), TEXTS, [7], ["mean"])
