@@ -120,7 +120,9 @@ def write_report(m: dict, out: Path) -> Path:
     lines += ["## Teacher sweep (dev, probe projectors)", "", "| teacher | mean cos | dev R@1 | dev MRR |", "|---|---|---|---|"]
     for r in sweep["rows"]:
         lines.append(f"| {r['name']} | {r['teacher_mean_cos']:.3f} | {r['dev_r1']:.3f} | {r['dev_mrr']:.3f} |")
-    lines += ["", f"Best on dev: `{sweep['best']}`.", "", "![sweep](sweep/sweep.png)", ""]
+    lines += ["", f"Best probe on dev: `{sweep['best']}`. The recipe's teacher (`{res['teacher']}`) was chosen from "
+              "full-length dev runs of the top probes (see the comment in recipes/cpu.yaml); short probes within ~0.02 "
+              "of each other are within dev noise.", "", "![sweep](sweep/sweep.png)", ""]
     lines += ["## Token inflation (test, SmolLM2 tokenizer)", "", "| | mean | median |", "|---|---|---|",
               f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| Khmer | {tok['km_mean']} | {tok['km_median']} |",
               f"| LLINK slots | {tok['slots']} | {tok['slots']} |", "",
