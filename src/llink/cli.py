@@ -64,6 +64,8 @@ def tokens(split: str = "test", lang: str = "km", data: Path | None = None, deco
     from .decoders import load_decoder
     from .eval.tokens import inflation
 
+    if k < 1:
+        raise LlinkError(f"--k must be >= 1, got {k}")
     pairs = read_pairs(data) if data else load_split(split, lang=lang)
     dec = load_decoder(decoder)
     res = inflation(dec.tokenizer, [p.src for p in pairs], [p.en for p in pairs], k)

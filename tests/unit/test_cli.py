@@ -47,6 +47,15 @@ def test_missing_artifact_and_bad_teacher(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
+def test_bad_numbers_are_refused(tmp_path):
+    r = run(["tokens", "--k", "0"])
+    assert r.returncode == 2 and "--k must be >= 1" in r.stderr
+    r = run(["align", "--epochs", "0", f"--out={tmp_path}"])
+    assert r.returncode == 2 and "--epochs must be >= 1" in r.stderr
+    r = run(["demo", "--size", "huge"])
+    assert r.returncode == 2 and "--size" in r.stderr
+
+
 def test_empty_text_is_refused_by_encoders():
     from llink.encoders import check_texts
     from llink.errors import LlinkError
