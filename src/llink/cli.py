@@ -60,13 +60,13 @@ def tokens(split: str = "test", lang: str = "km", data: Path | None = None, deco
         k: number of soft slots LLINK uses instead of the source tokens.
         json: print JSON.
     """
-    from .data import load_split, read_pairs
+    from .data import load_pairs
     from .decoders import load_decoder
     from .eval.tokens import inflation
 
     if k < 1:
         raise LlinkError(f"--k must be >= 1, got {k}")
-    pairs = read_pairs(data) if data else load_split(split, lang=lang)
+    pairs = load_pairs(split, lang, data)
     dec = load_decoder(decoder)
     res = inflation(dec.tokenizer, [p.src for p in pairs], [p.en for p in pairs], k)
     res = {"split": str(data) if data else split, "decoder": dec.id, **res}

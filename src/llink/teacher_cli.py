@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +31,13 @@ def teacher_build(
         decoder: bundled 'smollm2-135m' or a Hugging Face causal LM id/path.
         batch_size: sentences per forward pass.
     """
-    from .data import load_split, read_pairs
+    from .data import load_pairs
     from .decoders import load_decoder
     from .prompts import PromptBuilder
     from .teacher import cached_states, parse_teacher
 
     spec = parse_teacher(teacher)
-    pairs = read_pairs(data) if data else load_split(split, lang=lang)
+    pairs = load_pairs(split, lang, data)
     dec = load_decoder(decoder)
     builder = PromptBuilder(dec.tokenizer)
     t0 = time.time()
@@ -134,7 +133,7 @@ def teacher_sweep(
     """
     import json as jsonlib
 
-    from .data import load_split, read_pairs
+    from .data import load_pairs
     from .decoders import load_decoder
     from .encoders import encode_cached, load_encoder
     from .eval.plots import sweep_plot
@@ -154,8 +153,8 @@ def teacher_sweep(
         if n not in NORMS:
             raise LlinkError(f"bad norm {n!r}: choose from {NORMS}")
     builder = PromptBuilder(dec.tokenizer)
-    train = subsample(read_pairs(train_data) if train_data else load_split("train", lang=lang), train_pairs, seed)
-    dev = subsample(read_pairs(dev_data) if dev_data else load_split("dev", lang=lang), dev_pairs, seed)
+    train = subsample(load_pairs("train", lang, train_data), train_pairs, seed)
+    dev = subsample(load_pairs("dev", lang, dev_data), dev_pairs, seed)
     t0 = time.time()
     xs = {name: torch.from_numpy(encode_cached(enc, [p.src for p in ps])) for name, ps in (("train", train), ("dev", dev))}
     gs = {name: torch.from_numpy(duplicate_groups([p.src for p in ps], [p.en for p in ps])) for name, ps in (("train", train), ("dev", dev))}

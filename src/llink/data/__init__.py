@@ -2,7 +2,7 @@
 
 from llink.data.debian import build_corpus
 from llink.data.io import Pair, normalize, read_pairs, write_pairs
-from llink.data.splits import corpus_stats, load_split, split_stats
+from llink.data.splits import corpus_stats, load_pairs, load_split, split_stats
 
 __all__ = [
     "Pair",
@@ -10,6 +10,7 @@ __all__ = [
     "read_pairs",
     "write_pairs",
     "load_split",
+    "load_pairs",
     "split_stats",
     "corpus_stats",
     "build_corpus",

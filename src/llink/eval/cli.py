@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import LlinkError
@@ -84,13 +82,13 @@ def eval_retrieval(
     """
     import json as jsonlib
 
-    from ..data import load_split, read_pairs
+    from ..data import load_pairs
     from ..model import LLINK
     from .plots import rank_histogram
 
     if model is None:
         raise LlinkError("--model is required: an LLINK artifact directory (e.g. runs/align/llink)")
-    pairs = read_pairs(data) if data else load_split(split, lang=lang)
+    pairs = load_pairs(split, lang, data)
     m = LLINK.from_pretrained(model)
     res, rk = retrieval_report(m, pairs, with_base=base)
     res["split"] = str(data) if data else split

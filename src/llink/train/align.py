@@ -98,7 +98,7 @@ class AlignRecipe:
     def setup(self, encoder=None, decoder=None) -> "AlignRecipe":
         from accelerate import Accelerator
 
-        from ..data import load_split, read_pairs
+        from ..data import load_pairs
         from ..decoders import load_decoder
         from ..encoders import load_encoder
         from ..model import LLINK, LLINKConfig
@@ -113,8 +113,8 @@ class AlignRecipe:
         self.encoder = encoder or load_encoder(cfg.encoder)
         self.decoder = decoder or load_decoder(cfg.decoder)
         self.builder = PromptBuilder(self.decoder.tokenizer, PromptConfig(k=cfg.k, system=cfg.system))
-        train = read_pairs(cfg.train_data) if cfg.train_data else load_split("train", lang=cfg.lang)
-        dev = read_pairs(cfg.dev_data) if cfg.dev_data else load_split("dev", lang=cfg.lang)
+        train = load_pairs("train", cfg.lang, cfg.train_data)
+        dev = load_pairs("dev", cfg.lang, cfg.dev_data)
         train, dev = subsample(train, cfg.max_train, cfg.seed), subsample(dev, cfg.max_dev, cfg.seed)
         show = cfg.progress and self.acc.is_main_process
         t0 = time.time()
