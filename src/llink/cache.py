@@ -112,3 +112,39 @@ class RowStore:
             for row, t in enumerate(missing):
                 index[self.row_key(t)] = (len(shards) - 1, row)
         return np.stack([shards[s][r] for s, r in (index[k] for k in keys)]) if texts else np.zeros((0, 0), np.float32)
+
+
+class TextStore:
+    """Per-prompt generated texts under one namespace (a generator + its settings).
+
+    Like RowStore, but for strings: JSONL shards keyed by the prompt's hash. `get` computes the
+    missing ones in chunks and writes each chunk as it finishes, so an interrupted job resumes.
+    """
+
+    def __init__(self, kind: str, **namespace: Any):
+        self.dir = cache_root() / kind / key_of(**namespace)
+        self.namespace = namespace
+
+    def _index(self) -> dict[str, str]:
+        index = {}
+        for path in sorted(self.dir.glob("*.jsonl")) if self.dir.exists() else []:
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    index[row["key"]] = row["text"]
+        return index
+
+    def get(self, prompts: list[str], compute: Callable[[list[str]], list[str]], chunk: int = 64) -> list[str]:
+        keys = [RowStore.row_key(p).hex() for p in prompts]
+        index = self._index()
+        missing = list(dict.fromkeys(p for p, k in zip(prompts, keys) if k not in index))
+        for s in range(0, len(missing), chunk):
+            part = missing[s : s + chunk]
+            texts = compute(part)
+            rows = [{"key": RowStore.row_key(p).hex(), "text": t} for p, t in zip(part, texts)]
+            body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            name = hashlib.sha256(body.encode()).hexdigest()[:20]
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.dir / f"{name}.jsonl", lambda t: Path(t).write_text(body, encoding="utf-8"))
+            index.update({r["key"]: r["text"] for r in rows})
+        return [index[k] for k in keys]

@@ -80,19 +80,88 @@ def tokens(split: str = "test", lang: str = "km", data: Path | None = None, deco
     print(f"{lang}/English = {res['ratio']}x; {lang}/slots = {res['km_over_slots']}x")
 
 
+# ---------------------------------------------------------------- synth
+def synth(
+    out: Path = Path("runs/synth"),
+    lang: str = "km",
+    train_data: Path | None = None,
+    tasks: str = "translate,summarise,bullets,qa",
+    per_task: int = 200,
+    max_translate: int | None = None,
+    min_chars: int = 12,
+    max_chars: int = 256,
+    generator: str = "smollm2-135m",
+    generator_url: str | None = None,
+    generator_model: str | None = None,
+    max_new_tokens: int = 48,
+    batch_size: int = 32,
+    seed: int = 17,
+) -> None:
+    """Build Stage B instruction data (translate / summarise / bullets / QA) from parallel pairs.
+
+    Translation targets are the English references; the other targets are a generator's answers
+    when it reads the English reference (self-distillation), cached per prompt. Writes
+    OUT/train.jsonl with {src, en, task, instruction, answer} rows.
+
+    Args:
+        out: output directory.
+        lang: language of the committed corpus (data/en-<lang>).
+        train_data: any TSV/JSONL of (source, english) pairs instead of the train split.
+        tasks: comma-separated task families: translate, summarise, bullets, qa.
+        per_task: examples per generated (non-translation) task.
+        max_translate: at most this many translation examples (default: every eligible pair).
+        min_chars: shortest foreign text kept.
+        max_chars: longest foreign text kept.
+        generator: local generator: bundled 'smollm2-135m' (the frozen decoder) or a Hugging Face causal LM id/path.
+        generator_url: an OpenAI-compatible endpoint (e.g. http://localhost:8080/v1) instead of a local model;
+            the key comes from $LLINK_GENERATOR_API_KEY or $OPENAI_API_KEY.
+        generator_model: the model name to ask the endpoint for.
+        max_new_tokens: answer length cap.
+        batch_size: generation batch size (local generator).
+        seed: seed of the per-task samples.
+    """
+    from .data import load_pairs
+    from .data.synth import EndpointGenerator, LocalGenerator, parse_tasks, synthesize, write_examples
+    from .decoders import load_decoder
+
+    names = parse_tasks(tasks)
+    if generator_url:
+        if not generator_model:
+            raise LlinkError("--generator_url needs --generator_model")
+        gen = EndpointGenerator(generator_url, generator_model, max_new_tokens)
+    else:
+        gen = LocalGenerator(load_decoder(generator), max_new_tokens=max_new_tokens, batch_size=batch_size)
+    pairs = load_pairs("train", lang, train_data)
+    ex = synthesize(pairs, gen, names, per_task=per_task, max_translate=max_translate, min_chars=min_chars, max_chars=max_chars, seed=seed)
+    write_examples(Path(out) / "train.jsonl", ex)
+    counts: dict[str, int] = {}
+    for e in ex:
+        counts[e.task] = counts.get(e.task, 0) + 1
+    _print_json({"out": str(Path(out) / "train.jsonl"), "generator": gen.id, "examples": len(ex), "tasks": counts})
+
+
 def _commands() -> dict:
     from .train import align as align_mod
+    from .train import slots as slots_mod
     from .teacher_cli import teacher_build, teacher_sweep
-    from .eval.cli import eval_retrieval
+    from .eval.cli import eval_generate, eval_retrieval
+    from .generate_cli import chat, generate
     from .demo import demo
+    from .serve.cli import serve
 
     return {
         "data": {"build": data_build, "stats": data_stats},
         "tokens": tokens,
+        "synth": synth,
         "teacher": {"build": teacher_build, "sweep": teacher_sweep},
         "align": align_mod.align,
-        "eval": {"retrieval": eval_retrieval},
+        "slots": slots_mod.slots,
+        "finetune-direct": slots_mod.finetune_direct,
+        "eval": {"retrieval": eval_retrieval, "generate": eval_generate},
+        "generate": generate,
+        "chat": chat,
         "demo": demo,
+        "serve": serve,
     }
 
 
@@ -101,6 +170,7 @@ _FLAGS = {"json", "resume", "cpu", "progress", "base"}
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
+    argv = ["--from_stage_a" if a == "--from" else (("--from_stage_a=" + a[len("--from="):]) if a.startswith("--from=") else a) for a in argv]
     argv = ["--config" if a == "--recipe" else (("--config=" + a[len("--recipe="):]) if a.startswith("--recipe=") else a) for a in argv]
     out = []
     for i, a in enumerate(argv):

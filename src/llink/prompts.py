@@ -12,6 +12,7 @@ No token is added to the vocabulary.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 import torch
 
@@ -74,25 +75,41 @@ class PromptBuilder:
         return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
 
     def user_content(self, instruction: str, passage: str | None) -> str:
-        """The user turn: instruction, then the passage (raw text) or the slot sentinel."""
+        """The first user turn: the passage (raw text or the slot sentinel), then the instruction.
+
+        The passage comes first so that everything before it is the same for every task (one
+        prefix to cache) and a follow-up question can reuse the passage's keys and values.
+        """
         if not instruction or not instruction.strip():
             raise LlinkError("the instruction is empty")
         if passage is not None and not passage.strip():
             raise LlinkError("the passage is empty or whitespace-only")
         body = _SENTINEL if passage is None else passage
-        return f"{instruction.strip()}{self.cfg.joiner}{body}"
+        return f"{body}{self.cfg.joiner}{instruction.strip()}"
 
     # -- chat prompts -----------------------------------------------------------------------
-    def chat(self, instruction: str, passage: str | None = None, answer: str | None = None) -> Encoded:
+    def chat(self, instruction: str, passage: str | None = None, answer: str | None = None,
+             history: Sequence[tuple[str, str]] = ()) -> Encoded:
         """Token ids of one chat prompt.
 
         passage=None puts K slot positions where the passage goes (LLINK); a string puts the raw
         text there (the base and direct-finetune baselines). With an answer, labels are IGNORE
         everywhere except the answer tokens and the end-of-turn token that closes them.
+        history: earlier (question, answer) turns about the same passage; the passage sits in the
+        first of them, and `instruction` is the newest question.
         """
         if passage is not None and _SENTINEL in passage:
             raise LlinkError("the passage contains the reserved slot sentinel characters U+E000/U+E001")
-        messages = self._messages(self.user_content(instruction, passage))
+        turns = list(history) + [(instruction, None)]
+        messages = self._messages(self.user_content(turns[0][0], passage))
+        if history:
+            messages.append({"role": "assistant", "content": turns[0][1]})
+            for q, a in turns[1:]:
+                if not q or not q.strip():
+                    raise LlinkError("a follow-up question is empty")
+                messages.append({"role": "user", "content": q.strip()})
+                if a is not None:
+                    messages.append({"role": "assistant", "content": a})
         prompt = self._render(messages, generation_prompt=True)
         if passage is None:
             pre, post = prompt.split(_SENTINEL)

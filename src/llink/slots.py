@@ -51,3 +51,42 @@ def inject(embeds: torch.Tensor, slot_mask: torch.Tensor, slots: torch.Tensor) -
     out = embeds.clone()
     out[slot_mask] = slots.reshape(b * k, -1).to(embeds.dtype)
     return out
+
+
+def chunk_targets(token_ids: list[list[int]], embeddings: nn.Embedding, k: int) -> torch.Tensor:
+    """[N, K, H]: for each English sentence, the mean input embedding of each of K contiguous
+    chunks of its tokens (a sentence shorter than K repeats tokens), i.e. what K slots would
+    look like if they were the sentence's own words squeezed into K positions."""
+    w = embeddings.weight.detach().float()
+    out = torch.zeros(len(token_ids), k, w.shape[1])
+    for i, ids in enumerate(token_ids):
+        n = len(ids)
+        t = torch.tensor(ids)
+        for j in range(k):
+            lo, hi = (j * n) // k, ((j + 1) * n) // k
+            out[i, j] = w[t[lo:hi]].mean(0) if hi > lo else w[t[min(lo, n - 1)]]
+    return out
+
+
+@torch.no_grad()
+def fit_expander(expander: SlotExpander, aligned: torch.Tensor, targets: torch.Tensor, ridge: float = 1.0) -> float:
+    """Initialise the expander by ridge regression from aligned vectors to `targets` [N, K, H]
+    (see chunk_targets); returns the fraction of target variance explained (R^2).
+
+    A closed-form start: before any gradient step the slots already resemble the embeddings of
+    the English words, which a frozen decoder knows how to read.
+    """
+    x = expander.norm(aligned.float()).double()
+    n, h = x.shape
+    y = targets.reshape(n, -1).double()
+    xm, ym = x.mean(0), y.mean(0)
+    xc, yc = x - xm, y - ym
+    w = torch.linalg.solve(xc.T @ xc + ridge * n * torch.eye(h, dtype=x.dtype) / h, xc.T @ yc)  # [H, K*H]
+    b = ym - xm @ w
+    pred = xc @ w + ym
+    r2 = 1.0 - float((pred - y).pow(2).sum() / yc.pow(2).sum())
+    expander.gain.fill_(1.0)
+    expander.proj.weight.copy_(w.T.float())
+    expander.proj.bias.copy_(b.float())
+    expander.slot_bias.zero_()
+    return r2

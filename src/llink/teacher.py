@@ -8,6 +8,8 @@ normalisation (none | per-dimension z-score with statistics from train, saved in
 
 from __future__ import annotations
 
+import contextlib
+
 import re
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -113,7 +115,10 @@ def extract(
 
     handles = [blocks[i].register_forward_hook(hook(i)) for i in range(deepest)]
     bar = tqdm(total=len(texts), desc="teacher", unit="sent", disable=not progress or len(texts) < 2 * batch_size)
+    # Teachers are always the frozen decoder's, whatever adapter a caller has active.
+    off = decoder.adapter(None) if hasattr(decoder, "adapter") else contextlib.nullcontext()
     try:
+        off.__enter__()
         for s in range(0, len(texts), batch_size):
             idx = order[s : s + batch_size]
             batch = [encoded[i] for i in idx]
@@ -148,6 +153,7 @@ def extract(
                     out[(layer, pooling)][idx] = v.cpu().numpy()
             bar.update(len(batch))
     finally:
+        off.__exit__(None, None, None)
         for h in handles:
             h.remove()
         bar.close()

@@ -51,7 +51,8 @@ def test_real_chat_template_label_mask(decoder):
     e = PromptBuilder(decoder.tokenizer).chat("Translate to English.", answer="Save the file.")
     tok = decoder.tokenizer
     assert tok.decode([t for t, l in zip(e.input_ids, e.labels) if l != IGNORE]) == "Save the file.<|im_end|>"
-    assert tok.decode(e.input_ids[: e.slot_positions[0]]).endswith("<|im_start|>user\nTranslate to English.\n\n")
+    assert tok.decode(e.input_ids[: e.slot_positions[0]]).endswith("<|im_start|>user\n")
+    assert tok.decode(e.input_ids[e.slot_positions[-1] + 1 :]).startswith("\n\nTranslate to English.<|im_end|>")
 
 
 def test_converted_decoder_matches_the_gguf(decoder):

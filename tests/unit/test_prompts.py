@@ -23,8 +23,9 @@ def test_slots_sit_in_the_user_turn_of_the_chat_template(tiny_tokenizer):
     assert e.slot_positions == list(range(e.slot_positions[0], e.slot_positions[0] + 3))
     assert all(e.input_ids[p] == b.placeholder_id for p in e.slot_positions)
     text = tiny_tokenizer.decode(e.input_ids[: e.slot_positions[0]])
-    assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nSummarise in English.")
-    assert tiny_tokenizer.decode(e.input_ids).endswith("<|im_start|>assistant\n")
+    assert text == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n"
+    after = tiny_tokenizer.decode(e.input_ids[e.slot_positions[-1] + 1 :])
+    assert after == "\n\nSummarise in English.<|im_end|>\n<|im_start|>assistant\n"
     assert e.labels is None
 
 
@@ -64,3 +65,14 @@ def test_pad_batch_left_and_right(tiny_tokenizer):
     assert right["attention_mask"][0, 0] == 1 and left["attention_mask"][0, 0] == 0
     for t in (right, left):
         assert ((t["labels"] != IGNORE) <= (t["attention_mask"] == 1)).all()
+
+
+def test_follow_up_turns_keep_the_slots_in_the_first_user_turn(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(k=2, system="S."))
+    first = b.chat("What is it?")
+    e = b.chat("And then?", history=[("What is it?", "A menu.")], answer="It opens.")
+    assert e.slot_positions == first.slot_positions
+    assert e.input_ids[: len(first)] == first.input_ids  # the first turn's prompt is a prefix: its cache is reusable
+    text = tiny_tokenizer.decode(e.input_ids)
+    assert "A menu.<|im_end|>\n<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n" in text
+    assert tiny_tokenizer.decode([t for t, l in zip(e.input_ids, e.labels) if l != IGNORE]) == "It opens.<|im_end|>"

@@ -100,3 +100,78 @@ def eval_retrieval(
         print(jsonlib.dumps(res, indent=2))
     else:
         print_retrieval(res)
+
+
+def print_generation(res: dict) -> None:
+    print(f"{'system':<17}{'chrF++':>8}{'BLEU':>7}{'fidelity':>10}{'distinct':>10}{'English':>9}{'numbers':>9}")
+    for name, r in res.items():
+        num = r.get("numeric", {}).get("rate")
+        print(f"{name:<17}{r['chrf']:>8.2f}{r['bleu']:>7.2f}{r['fidelity']:>10.3f}{r['distinct_outputs']:>10}{r['english']:>9.2f}"
+              f"{'-' if num is None else f'{num:.2f}':>9}")
+
+
+def eval_generate(
+    model: Path | None = None,
+    direct: Path | None = None,
+    split: str = "test",
+    lang: str = "km",
+    data: Path | None = None,
+    n: int = 200,
+    tasks: str = "summarise,bullets,qa",
+    n_other: int = 20,
+    max_new_tokens: int = 32,
+    batch_size: int = 16,
+    seed: int = 17,
+    out: Path | None = None,
+    json: bool = False,
+) -> None:
+    """Generation with content-transfer controls: base, direct finetune, llink, llink_shuffled.
+
+    Translation is scored with chrF++ and BLEU (sacrebleu) against the English reference, and
+    with fidelity (output closer to its own reference than to every other one, encoder cosine).
+    The other task prompts run on the first --n_other texts; every output is saved.
+
+    Args:
+        model: a Stage B LLINK artifact directory.
+        direct: a direct-finetune artifact (from `llink finetune-direct`) to compare against.
+        split: train, dev or test of the committed corpus (ignored with --data).
+        lang: language of the committed corpus.
+        data: any TSV/JSONL of (source, english) pairs instead of a split.
+        n: texts in the fixed (seeded) sample.
+        tasks: other task prompts to run (summarise, bullets, qa; empty for none).
+        n_other: texts per other task.
+        max_new_tokens: answer length cap (greedy decoding for every system).
+        batch_size: generation batch size.
+        seed: seed of the sample and of the shuffled-slot control.
+        out: directory for generate.json and outputs.jsonl (default: next to the model).
+        json: print JSON instead of a table.
+    """
+    import json as jsonlib
+
+    from ..data import load_pairs
+    from ..model import DirectModel
+    from ..train.align import subsample
+    from .generate import OTHER_TASKS, evaluate_generation, llink_systems
+
+    if n < 2:
+        raise LlinkError(f"--n must be >= 2, got {n}")
+    other = [t.strip() for t in tasks.split(",") if t.strip()]
+    bad = [t for t in other if t not in OTHER_TASKS]
+    if bad:
+        raise LlinkError(f"unknown task(s) {bad}; choose from {', '.join(OTHER_TASKS)}")
+    from ..generate_cli import _load
+
+    m = _load(model)
+    d = DirectModel.from_pretrained(direct, decoder=m.decoder) if direct is not None else None
+    pairs = subsample(load_pairs(split, lang, data), n, seed)
+    systems = llink_systems(m, d, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
+    res, rows = evaluate_generation(systems, m.encoder, pairs, other, n_other)
+    report = {"split": str(data) if data else split, "n": len(pairs), "max_new_tokens": max_new_tokens, "generate": res}
+    out = Path(out) if out else Path(model).parent
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "generate.json").write_text(jsonlib.dumps(report, indent=2))
+    (out / "outputs.jsonl").write_text("".join(jsonlib.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    if json:
+        print(jsonlib.dumps(report, indent=2))
+    else:
+        print_generation(res)

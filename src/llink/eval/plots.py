@@ -32,6 +32,29 @@ def training_curve(log: Path, out: Path, title: str = "") -> Path | None:
     return out
 
 
+def stage_b_curve(log: Path, out: Path, title: str = "") -> Path | None:
+    """Train answer loss, and dev answer loss with true / shuffled / zeroed slots."""
+    rows = [json.loads(l) for l in Path(log).read_text().splitlines() if l.strip()] if Path(log).exists() else []
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([r["step"] for r in rows], [r["sft"] for r in rows], color="tab:blue", lw=0.8, alpha=0.6, label="train answer loss")
+    ev = [r for r in rows if "dev_loss_true" in r]
+    for key, colour, label in (("dev_loss_true", "tab:green", "dev, true slots"), ("dev_loss_shuffled", "tab:orange", "dev, another sentence's slots"),
+                               ("dev_loss_zeroed", "tab:red", "dev, zeroed slots")):
+        pts = [(r["step"], r[key]) for r in ev if key in r]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=colour, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("answer loss (nats/token)")
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def sweep_plot(rows: list[dict], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4))
     for (pooling, norm) in sorted({(r["pooling"], r["norm"]) for r in rows if r["layer"] != "final"}):

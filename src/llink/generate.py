@@ -1,0 +1,100 @@
+"""Generation from prompts whose placeholder positions hold slots (or from raw-text prompts).
+
+One function serves LLINK, the base decoder and the direct finetune, so every system is decoded
+the same way: left-padded batches, `inputs_embeds` with slots injected, the chat template's
+end-of-turn as the stop token, greedy unless a temperature is given.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from .errors import LlinkError
+from .prompts import Encoded, pad_batch
+from .slots import inject
+
+
+class _Callback:
+    """A transformers streamer that hands each decoded piece of a single answer to `fn`."""
+
+    def __init__(self, tokenizer, fn: Callable[[str], None]):
+        self.tok, self.fn, self.ids, self.sent, self.first = tokenizer, fn, [], "", True
+
+    def put(self, value: torch.Tensor) -> None:
+        if self.first:  # transformers first passes the prompt (empty for inputs_embeds)
+            self.first = False
+            return
+        self.ids.extend(value.reshape(-1).tolist())
+        text = self.tok.decode(self.ids, skip_special_tokens=True)
+        if not text.endswith("\ufffd"):  # wait for a multi-byte character to complete
+            self.fn(text[len(self.sent) :])
+            self.sent = text
+
+    def end(self) -> None:
+        text = self.tok.decode(self.ids, skip_special_tokens=True)
+        if len(text) > len(self.sent):
+            self.fn(text[len(self.sent) :])
+
+
+@torch.no_grad()
+def generate(
+    decoder,
+    prompts: Sequence[Encoded],
+    slots: torch.Tensor | None = None,
+    max_new_tokens: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    repetition_penalty: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 16,
+    stream: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Answers (text after the prompt, up to the end-of-turn) for each prompt.
+
+    slots [N, K, H] fill the prompts' placeholder positions; None for raw-text prompts.
+    stream receives the answer piece by piece (one prompt only).
+    """
+    if max_new_tokens < 1:
+        raise LlinkError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0 or not (0 < top_p <= 1) or top_k < 0 or repetition_penalty <= 0:
+        raise LlinkError("sampling needs temperature >= 0, 0 < top_p <= 1, top_k >= 0, repetition_penalty > 0")
+    if stream is not None and len(prompts) != 1:
+        raise LlinkError("streaming prints one answer: give one prompt")
+    has_slots = any(p.slot_positions for p in prompts)
+    if has_slots and (slots is None or len(slots) != len(prompts)):
+        raise LlinkError(f"{len(prompts)} prompts reserve slots but {0 if slots is None else len(slots)} slot sets were given")
+    tok, model = decoder.tokenizer, decoder.model
+    outputs: list[str] = []
+    sampling = temperature > 0
+    kwargs = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=sampling,
+        eos_token_id=decoder.stop_ids,
+        pad_token_id=tok.pad_token_id,
+        repetition_penalty=repetition_penalty,
+    )
+    if sampling:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k or None)
+    else:  # the model's generation_config may carry sampling defaults; greedy means greedy
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    was = model.training
+    model.eval()
+    try:
+        for s in range(0, len(prompts), batch_size):
+            chunk = list(prompts[s : s + batch_size])
+            batch = pad_batch(chunk, tok.pad_token_id, left=True)
+            ids, mask = batch["input_ids"].to(decoder.device), batch["attention_mask"].to(decoder.device)
+            emb = decoder.embeddings(ids)
+            if has_slots:
+                emb = inject(emb, batch["slot_mask"].to(decoder.device), slots[s : s + batch_size].to(decoder.device))
+            if sampling:
+                torch.manual_seed(seed + s)
+            streamer = _Callback(tok, stream) if stream is not None else None
+            out = model.generate(inputs_embeds=emb, attention_mask=mask, streamer=streamer, **kwargs)
+            outputs.extend(tok.batch_decode(out, skip_special_tokens=True))
+    finally:
+        model.train(was)
+    return [o.strip() for o in outputs]

@@ -1,0 +1,110 @@
+"""Serving without training, for tests and benchmarks: an untrained Stage B artifact, a server
+on a loopback port in a background thread, and a bounded load generator (stdlib HTTP only)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from email.message import Message
+from pathlib import Path
+from typing import Iterator, Sequence
+
+QUESTIONS = ("Translate to English.", "Summarise this in one sentence.", "What is it about?")
+
+
+def untrained_artifact(encoder: str, decoder: str, out: str | Path, k: int = 8, lora_r: int = 4) -> Path:
+    """A Stage B artifact with a random projector and expander and a zero LoRA: it answers
+    nonsense, but it exercises exactly the serving path of a trained one."""
+    import torch
+
+    from ..decoders import load_decoder
+    from ..encoders import load_encoder
+    from ..model import LLINK, LLINKConfig
+    from ..prompts import PromptConfig
+    from ..slots import median_embedding_norm
+
+    torch.manual_seed(0)
+    enc, dec = load_encoder(encoder), load_decoder(decoder)
+    config = LLINKConfig(
+        encoder=encoder, encoder_id=enc.id, encoder_dim=enc.dim, decoder=decoder, decoder_id=dec.id, hidden_size=dec.hidden_size,
+        teacher={"layer": 1, "pooling": "mean", "norm": "none"}, prompt=PromptConfig(k=k).to_dict(), stage="B",
+        expander={"target_norm": median_embedding_norm(dec.embeddings)},
+        lora={"r": lora_r, "alpha": lora_r, "dropout": 0.0, "targets": ["q_proj", "v_proj"]}, template=dec.chat_template,
+    )
+    return LLINK(config).attach(encoder=enc, decoder=dec).save_pretrained(out)
+
+
+@contextmanager
+def running(app) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port in a daemon thread; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() - t0 > 30:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def post(url: str, body: dict, api_key: str | None = None, timeout: float = 120) -> tuple[int, Message, dict]:
+    """(status, headers (case-insensitive), JSON body) of a POST; HTTP errors are returned, not raised."""
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    req = urllib.request.Request(url, json.dumps(body).encode(), headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, json.loads(e.read() or b"{}")
+
+
+def run_load(base_url: str, passages: Sequence[str], requests: int = 32, concurrency: int = 4, max_tokens: int = 16,
+             api_key: str | None = None) -> dict:
+    """Send `requests` chat completions, `concurrency` at a time, cycling through `passages`
+    (so later requests about a passage hit the slot cache); returns the measurements."""
+
+    def one(i: int) -> tuple[float, int, str | None, str]:
+        body = {"model": "llink", "max_tokens": max_tokens, "messages": [
+            {"role": "user", "content": f"<foreign>{passages[i % len(passages)]}</foreign>\n{QUESTIONS[i % len(QUESTIONS)]}"}]}
+        t = time.perf_counter()
+        try:
+            status, headers, out = post(f"{base_url}/v1/chat/completions", body, api_key)
+        except OSError as e:  # refused, reset, timed out
+            return time.perf_counter() - t, 0, None, repr(e)
+        err = None if status == 200 else out.get("error", {}).get("message", str(out))
+        return time.perf_counter() - t, out.get("usage", {}).get("completion_tokens", 0), headers.get("X-LLINK-Slot-Cache"), err
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, range(requests)))
+    wall = time.perf_counter() - t0
+    ok = [r for r in results if r[3] is None]
+    lat = sorted(r[0] for r in ok) or [0.0]
+    return {
+        "requests": requests, "concurrency": concurrency, "max_tokens": max_tokens, "passages": len(passages),
+        "failures": requests - len(ok), "errors": sorted({r[3] for r in results if r[3]})[:5],
+        "wall_s": round(wall, 3), "requests_per_s": round(len(ok) / wall, 2),
+        "latency_p50_ms": round(1000 * statistics.median(lat), 1),
+        "latency_p95_ms": round(1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1),
+        "completion_tokens_per_s": round(sum(r[1] for r in ok) / wall, 1),
+        "slot_cache_hit_rate": round(sum(r[2] == "hit" for r in ok) / max(1, len(ok)), 3),
+    }

@@ -1,0 +1,22 @@
+"""The serving benchmark end to end on the bundled models (an untrained Stage B artifact)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+pytest.importorskip("fastapi")
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "serve_load.py"
+
+
+def test_serve_load_benchmark_on_bundled_models():
+    r = subprocess.run([sys.executable, str(BENCH), "--requests", "4", "--concurrency", "2", "--max_tokens", "4", "--passages", "2", "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert res["failures"] == 0, res["errors"]
+    assert res["slot_cache_hit_rate"] == 0.5  # 2 passages, 4 requests: the first per passage misses

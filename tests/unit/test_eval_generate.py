@@ -1,0 +1,46 @@
+"""Generation metrics on hand-made cases: fidelity, the English check, numeric fidelity."""
+
+import pytest
+
+from llink.errors import LlinkError
+from llink.eval.generate import fidelity, is_english, numeric_fidelity, translation_scores
+
+REFS = ["Open the file menu.", "The quick brown fox.", "Save the document as a copy.", "Close this message."]
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_dirs):
+    from llink.encoders import load_encoder
+
+    return load_encoder(tiny_dirs["encoder"])
+
+
+def test_is_english():
+    assert is_english("Open the file.")
+    assert not is_english("បើក​ឯកសារ")
+    assert not is_english("")
+    assert not is_english("12 34 !!")
+    assert is_english("Save ឯ")  # 4 of 5 letters ASCII
+
+
+def test_fidelity_exact_cases(encoder):
+    assert fidelity(encoder, REFS, REFS) == 1.0
+    assert fidelity(encoder, REFS[1:] + REFS[:1], REFS) == 0.0  # each output is exactly another reference
+    assert fidelity(encoder, ["បើក​ឯកសារ"] + REFS[1:], REFS) == 0.75  # non-English output is a miss
+    same = [REFS[0]] * 4
+    assert fidelity(encoder, same, REFS) == 0.25  # a stock sentence hits at most its own reference
+    with pytest.raises(LlinkError):
+        fidelity(encoder, REFS[:1], REFS[:1])
+
+
+def test_translation_scores_distinct_and_chrf(encoder):
+    s = translation_scores(encoder, REFS, REFS)
+    assert s["chrf"] == 100.0 and s["bleu"] == 100.0 and s["distinct_outputs"] == 4 and s["english"] == 1.0
+    stock = translation_scores(encoder, ["The user can open a file."] * 4, REFS)
+    assert stock["distinct_outputs"] == 1 and stock["chrf"] < 40
+
+
+def test_numeric_fidelity_maps_khmer_digits():
+    res = numeric_fidelity(["ទំហំ ៣០ MW", "គ្មាន​លេខ", "12 និង 7.5"], ["30 MW", "none", "12 and 7"])
+    assert res == {"texts_with_numbers": 2, "numbers": 3, "kept": 2, "rate": round(2 / 3, 4)}
+    assert numeric_fidelity(["no digits"], ["x"])["rate"] is None

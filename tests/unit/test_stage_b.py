@@ -1,0 +1,244 @@
+"""Stage B, the direct baseline, generation and chat on tiny random models."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from llink.cli import main
+from llink.errors import LlinkError
+
+from .test_align import args as align_args
+from .test_align import write_pairs
+
+
+@pytest.fixture(scope="module")
+def stage_a(tiny_dirs, tmp_path_factory):
+    """A Stage A artifact on a tiny decoder whose weights are large enough to be trainable:
+    with the default 0.02 init, tied embeddings cap the logits and no answer loss can fall."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ..conftest import make_tokenizer
+
+    root = tmp_path_factory.mktemp("stage_b")
+    torch.manual_seed(0)
+    tok = make_tokenizer()
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+                                         initializer_range=0.3))
+    llama.save_pretrained(root / "llama")
+    tok.save_pretrained(root / "llama")
+    dirs = {"encoder": tiny_dirs["encoder"], "decoder": str(root / "llama")}
+    data = write_pairs(root / "pairs.tsv", n=96)
+    assert main(align_args(dirs, data, root / "a", epochs=4)) == 0
+    return {"artifact": root / "a" / "llink", "data": data, "root": root, "dirs": dirs}
+
+
+def slots_args(stage_a, out, **over):
+    base = dict(from_stage_a=stage_a["artifact"], train_data=stage_a["data"], dev_data=stage_a["data"], tasks="translate",
+                steps=24, batch_size=8, warmup_steps=2, eval_every=12, eval_examples=16, max_dev=32, checkpoint_every=12,
+                lr_lora=1e-2, lr_expander=1e-2, precision="fp32", progress="false", out=out)
+    base.update(over)
+    return ["slots"] + [f"--{k}={v}" for k, v in base.items()]
+
+
+def rows(out):
+    return [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_stage_b_learns_writes_usage_and_a_loadable_artifact(stage_a, tmp_path):
+    from llink.model import LLINK
+
+    out = tmp_path / "b"
+    assert main(slots_args(stage_a, out)) == 0
+    log = rows(out)
+    assert [r["step"] for r in log] == list(range(1, 25))
+    assert sum(r["sft"] for r in log[-4:]) < 0.8 * sum(r["sft"] for r in log[:4])
+    assert any("usage" in r for r in log) and all("usage" in r for r in log if r["step"] % 3 == 0)
+    usage = json.loads((out / "usage.json").read_text())
+    assert set(usage) >= {"loss_true", "loss_zeroed", "loss_shuffled"}
+    m = LLINK.from_pretrained(out / "llink")
+    assert m.config.stage == "B" and m.config.lora["r"] == 16
+    assert m.slots(["បើក ឯកសារ ម៉ឺនុយ"]).shape == (1, 8, 32)
+    state = load_file(str(out / "llink" / "model.safetensors"))
+    assert any(k.startswith("lora.") for k in state) and any(k.startswith("expander.") for k in state)
+    # the LoRA weights were trained (lora_B starts at zero) and come back into a fresh decoder
+    lora_b = [v for k, v in state.items() if k.startswith("lora.") and "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)
+    out_text = m.generate(["បើក ឯកសារ ម៉ឺនុយ"], max_new_tokens=4)
+    assert isinstance(out_text[0], str)
+
+
+def test_stage_b_is_reproducible_and_matches_a_recorded_loss(stage_a, tmp_path):
+    assert main(slots_args(stage_a, tmp_path / "x", steps=6, eval_every=6)) == 0
+    assert main(slots_args(stage_a, tmp_path / "y", steps=6, eval_every=6)) == 0
+    assert rows(tmp_path / "x") == rows(tmp_path / "y")
+
+
+def test_killed_stage_b_resumes_to_the_same_weights(stage_a, tmp_path):
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    over = dict(steps=40, checkpoint_every=5, eval_every=40)
+    assert main(slots_args(stage_a, ref, **over)) == 0
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "llink.cli", *slots_args(stage_a, cut, **over)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while not (cut / "checkpoint.safetensors").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert rows(cut)[-1]["step"] < 40, "the run finished before it could be killed"
+    assert main(slots_args(stage_a, cut, resume="true", **over)) == 0
+    a, b = load_file(str(ref / "llink" / "model.safetensors")), load_file(str(cut / "llink" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [r["step"] for r in rows(cut)] == list(range(1, 41))
+    assert rows(cut)[-1] == rows(ref)[-1]
+
+
+def test_from_must_be_a_stage_a_artifact(stage_a, tmp_path, capsys):
+    assert main(slots_args(stage_a, tmp_path / "b", steps=3, eval_every=3)) == 0
+    assert main(slots_args(stage_a, tmp_path / "c", steps=3, eval_every=3, from_stage_a=tmp_path / "b" / "llink")) == 2
+    assert "Stage A" in capsys.readouterr().err
+    assert main(["slots", "--out", str(tmp_path / "d"), "--progress=false"]) == 2
+    assert "--from is required" in capsys.readouterr().err
+
+
+def test_direct_finetune_trains_and_is_not_an_llink_model(stage_a, tmp_path):
+    from llink.decoders import load_decoder
+    from llink.model import LLINK, DirectModel
+
+    out = tmp_path / "direct"
+    argv = ["finetune-direct", f"--decoder={stage_a['dirs']['decoder']}", f"--train_data={stage_a['data']}", f"--dev_data={stage_a['data']}",
+            "--tasks=translate", "--steps=20", "--batch_size=8", "--eval_every=10", "--eval_examples=8", "--max_dev=16",
+            "--precision=fp32", "--lr_lora=5e-3", "--progress=false", f"--out={out}"]
+    assert main(argv) == 0
+    log = rows(out)
+    assert sum(r["sft"] for r in log[-4:]) < 0.9 * sum(r["sft"] for r in log[:4])
+    d = DirectModel.from_pretrained(out / "direct", decoder=load_decoder(stage_a["dirs"]["decoder"]))
+    assert d.adapter_name in d.decoder.adapters
+    with pytest.raises(LlinkError, match="direct-finetune"):
+        LLINK.from_pretrained(out / "direct")
+
+
+def test_generate_cli_json_file_and_errors(stage_a, tmp_path, capsys):
+    assert main(slots_args(stage_a, tmp_path / "b", steps=3, eval_every=3)) == 0
+    art = str(tmp_path / "b" / "llink")
+    capsys.readouterr()
+    assert main(["generate", "--model", art, "--text", "បើក ឯកសារ", "--max_new_tokens", "3", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"output"}
+    f = tmp_path / "in.jsonl"
+    f.write_text('{"text": "បើក ឯកសារ"}\n{"text": "ចុច ម៉ឺនុយ", "instruction": "Summarise in English."}\n', encoding="utf-8")
+    assert main(["generate", "--model", art, "--file", str(f), "--out", str(tmp_path / "o.jsonl"), "--max_new_tokens", "3"]) == 0
+    got = [json.loads(l) for l in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [g["instruction"] for g in got] == ["Translate to English.", "Summarise in English."]
+    f.write_text('{"text": "បើក"}\n{"txt": 1}\n', encoding="utf-8")
+    assert main(["generate", "--model", art, "--file", str(f)]) == 2
+    assert f"{f}:2" in capsys.readouterr().err
+    assert main(["generate", "--model", str(stage_a["artifact"]), "--text", "បើក"]) == 2
+    assert "Stage A" in capsys.readouterr().err
+    assert main(["generate", "--model", art, "--text", "  "]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_chat_encodes_the_passage_once_for_every_question(stage_a, tmp_path, monkeypatch, capsys):
+    from llink.model import LLINK
+
+    assert main(slots_args(stage_a, tmp_path / "b", steps=3, eval_every=3)) == 0
+    calls = []
+    real = LLINK.slots
+
+    def counting(self, texts, progress=False):
+        calls.append(list(texts))
+        return real(self, texts, progress)
+
+    monkeypatch.setattr(LLINK, "slots", counting)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("បើក ឯកសារ\nWhat is it?\nAnd then?\n/quit\n"))
+    assert main(["chat", "--model", str(tmp_path / "b" / "llink"), "--max_new_tokens", "3"]) == 0
+    assert calls == [["បើក ឯកសារ"]]
+    assert capsys.readouterr().out.count("llink> ") == 2
+
+
+def test_answer_loss_matches_the_full_logits_loss(tiny_decoder):
+    from llink.losses import answer_loss
+    from llink.prompts import PromptBuilder, pad_batch
+
+    b = PromptBuilder(tiny_decoder.tokenizer)
+    batch = pad_batch([b.chat("Hi.", passage="a b", answer="Yes."), b.chat("Translate to English.", passage="c", answer="No, no.")],
+                      tiny_decoder.tokenizer.pad_token_id)
+    emb = tiny_decoder.embeddings(batch["input_ids"])
+    per = answer_loss(tiny_decoder, emb, batch["attention_mask"], batch["labels"])
+    for i in range(2):
+        ref = tiny_decoder.model(input_ids=batch["input_ids"][i : i + 1], attention_mask=batch["attention_mask"][i : i + 1],
+                                 labels=batch["labels"][i : i + 1]).loss
+        assert torch.allclose(per[i], ref, atol=1e-5)
+
+
+def test_adapters_are_off_unless_asked_for_and_teachers_ignore_them(tiny_dirs):
+    from llink.decoders import load_decoder
+    from llink.prompts import PromptBuilder
+    from llink.teacher import extract
+
+    dec = load_decoder(tiny_dirs["decoder"])
+    b = PromptBuilder(dec.tokenizer)
+    ids = torch.tensor([[1, 5, 6, 7]])
+    before = dec.model(ids).logits
+    t_before = extract(dec, b, ["open the file"], [1], ["mean"], progress=False)[(1, "mean")]
+    dec.add_lora("x", r=2, alpha=2, dropout=0.0, targets=["q_proj", "v_proj"])
+    with torch.no_grad():
+        for p in dec.lora_parameters("x"):
+            p.add_(0.5)
+    assert torch.equal(dec.model(ids).logits, before)
+    with dec.adapter("x"):
+        assert not torch.allclose(dec.model(ids).logits, before)
+        t_inside = extract(dec, b, ["open the file"], [1], ["mean"], progress=False)[(1, "mean")]
+        assert dec.active == "x"
+    assert (t_inside == t_before).all()
+    state = dec.lora_state("x")
+    dec.add_lora("y", r=2, alpha=2, dropout=0.0, targets=["q_proj", "v_proj"])
+    dec.load_lora("y", state)
+    with dec.adapter("x"):
+        lx = dec.model(ids).logits
+    with dec.adapter("y"):
+        assert torch.equal(dec.model(ids).logits, lx)
+    with pytest.raises(LlinkError, match="not modules"):
+        dec.add_lora("z", targets=["no_such_proj"])
+    with pytest.raises(LlinkError, match="no adapter"):
+        with dec.adapter("nope"):
+            pass
+
+
+def test_shuffled_order_never_keeps_a_sentence_its_own_slots():
+    from llink.train.slots import shuffled_order
+
+    for n in (2, 3, 10, 257):
+        p = shuffled_order(n, seed=n)
+        assert sorted(p.tolist()) == list(range(n)) and (p != list(range(n))).all()
+    with pytest.raises(LlinkError):
+        shuffled_order(1, 0)
+
+
+def test_stage_b_on_two_cpu_processes(stage_a, tmp_path):
+    from tests.unit.test_distributed import _free_port
+
+    launcher = Path(sys.executable).parent / "torchrun"
+    if not launcher.exists():
+        pytest.skip("torchrun not installed next to this python")
+    out = tmp_path / "ddp"
+    cmd = [str(launcher), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           "-m", "llink.cli", *slots_args(stage_a, out, steps=12, batch_size=4, eval_every=12, checkpoint_every=6)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = rows(out)
+    assert [x["step"] for x in log] == list(range(1, 13))
+    assert (out / "llink" / "model.safetensors").exists() and (out / "usage.json").exists()
