@@ -144,7 +144,7 @@ def _commands() -> dict:
     from .train import align as align_mod
     from .train import slots as slots_mod
     from .teacher_cli import teacher_build, teacher_sweep
-    from .eval.cli import eval_generate, eval_retrieval
+    from .eval.cli import eval_generate, eval_judge, eval_retrieval
     from .generate_cli import chat, generate
     from .demo import demo
     from .serve.cli import serve
@@ -157,7 +157,7 @@ def _commands() -> dict:
         "align": align_mod.align,
         "slots": slots_mod.slots,
         "finetune-direct": slots_mod.finetune_direct,
-        "eval": {"retrieval": eval_retrieval, "generate": eval_generate},
+        "eval": {"retrieval": eval_retrieval, "generate": eval_generate, "judge": eval_judge},
         "generate": generate,
         "chat": chat,
         "demo": demo,

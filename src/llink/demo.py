@@ -18,8 +18,11 @@ import yaml
 from .errors import LlinkError
 
 SIZES = {
-    "small": {"sweep_layers": "0,4,8,16,final", "sweep_train": 3000, "sweep_steps": 100, "max_train": None, "epochs": 20},
-    "full": {"sweep_layers": "0,2,4,6,8,12,16,20,24,28,30,final", "sweep_train": 6000, "sweep_steps": 150, "max_train": None, "epochs": 40},
+    # smoke: every stage for a few steps, to check the pipeline end to end in minutes (numbers meaningless)
+    "smoke": {"sweep_layers": "4,final", "sweep_train": 500, "sweep_steps": 10, "max_train": 2000, "epochs": 1, "b_steps": 3, "n_generate": 16},
+    "small": {"sweep_layers": "0,4,8,16,final", "sweep_train": 3000, "sweep_steps": 100, "max_train": None, "epochs": 20, "b_steps": None, "n_generate": None},
+    "full": {"sweep_layers": "0,2,4,6,8,12,16,20,24,28,30,final", "sweep_train": 6000, "sweep_steps": 150, "max_train": None, "epochs": 40,
+             "b_steps": 600, "n_generate": 1000},
 }
 
 
@@ -34,7 +37,8 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     """Run the LLINK pipeline end to end on the bundled models and write a report.
 
     Args:
-        size: 'small' (CPU scale) or 'full' (longer sweep and training: for a GPU or a patient user).
+        size: 'small' (CPU scale), 'full' (longer sweep and training: for a GPU or a patient user), or
+            'smoke' (every stage for a few steps: checks the pipeline in minutes; its numbers mean nothing).
         out: output directory (Stage B artifact in out/llink, report.md, metrics.json, plots).
         recipe: Stage A recipe whose settings the demo uses.
         slots_recipe: Stage B recipe (also sets the direct finetune's budget: same steps and examples).
@@ -86,7 +90,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
 
     stage("stage A")
     settings = {k: v for k, v in _recipe(Path(recipe)).items() if k in AlignConfig.__dataclass_fields__}
-    settings.update(out=out / "align", resume=True, epochs=plan["epochs"])
+    settings.update(out=out / "align", resume=True, epochs=plan["epochs"], max_train=plan["max_train"])
     rec = AlignRecipe(AlignConfig(**settings)).setup(encoder=enc, decoder=dec)
     rec.train()
     art = rec.save()
@@ -105,8 +109,9 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     from .train.slots import SlotsConfig, DirectConfig, SlotsRecipe
 
     stage_b = {k: v for k, v in _recipe(Path(slots_recipe)).items()}
-    if size == "full":
-        stage_b["steps"] = 4 * stage_b.get("steps", 150)
+    if plan["b_steps"]:
+        stage_b.update(steps=plan["b_steps"], eval_every=min(plan["b_steps"], stage_b.get("eval_every", 50)))
+    n_generate = plan["n_generate"] or n_generate
     stage("stage B")
     sb = SlotsRecipe(SlotsConfig(**{k: v for k, v in stage_b.items() if k in SlotsConfig.__dataclass_fields__},
                                  from_stage_a=art, out=out / "slots", resume=True)).setup(encoder=enc, decoder=dec)
@@ -150,8 +155,13 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     write_report(metrics, out)
     r = res["llink"]["km2en"]
-    print(f"\nLLINK Stage A, test km→en R@1 {r['r1']:.3f} MRR {r['mrr']:.3f} "
-          f"(encoder ceiling {res['encoder_ceiling']['km2en']['r1']:.3f}); report: {out / 'report.md'}")
+    print("\n== summary")
+    print(f"retrieval (test, km→en): llink R@1 {r['r1']:.3f} MRR {r['mrr']:.3f}; encoder ceiling {res['encoder_ceiling']['km2en']['r1']:.3f}")
+    u = metrics["stage_b"]["usage"]
+    print(f"slot usage (dev answer loss): true {u['loss_true']:.3f}, shuffled {u['loss_shuffled']:.3f}, zeroed {u['loss_zeroed']:.3f}")
+    print_generation(metrics["generate"])
+    print("\n".join(f"{k:<20}{v:>8} s" for k, v in timings.items()))
+    print(f"report: {out / 'report.md'}; model: {out / 'llink'} (try: llink generate --model {out / 'llink'} --text '...')")
 
 
 def _copy_artifact(src: Path, dst: Path) -> None:

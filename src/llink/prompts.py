@@ -145,10 +145,12 @@ class PromptBuilder:
         return ids, list(range(len(bos), len(bos) + len(body))), len(ids) - 1
 
 
-def pad_batch(batch: list[Encoded], pad_id: int, left: bool = False) -> dict[str, torch.Tensor]:
+def pad_batch(batch: list[Encoded], pad_id: int, left: bool = False, multiple: int = 1) -> dict[str, torch.Tensor]:
     """Pad a list of Encoded to tensors. Left padding for generation, right for training
-    (with right padding causal attention never lets a real token see a pad)."""
+    (with right padding causal attention never lets a real token see a pad). `multiple` rounds
+    the width up: fewer distinct shapes let the CPU allocator reuse memory between steps."""
     n, width = len(batch), max(len(e) for e in batch)
+    width = -(-width // multiple) * multiple
     ids = torch.full((n, width), pad_id, dtype=torch.long)
     mask = torch.zeros((n, width), dtype=torch.long)
     labels = torch.full((n, width), IGNORE, dtype=torch.long)

@@ -76,3 +76,11 @@ def test_follow_up_turns_keep_the_slots_in_the_first_user_turn(tiny_tokenizer):
     text = tiny_tokenizer.decode(e.input_ids)
     assert "A menu.<|im_end|>\n<|im_start|>user\nAnd then?<|im_end|>\n<|im_start|>assistant\n" in text
     assert tiny_tokenizer.decode([t for t, l in zip(e.input_ids, e.labels) if l != IGNORE]) == "It opens.<|im_end|>"
+
+
+def test_pad_batch_rounds_the_width_up(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(k=2))
+    e = b.chat("Hi.", answer="Yes.")
+    out = pad_batch([e], 0, multiple=16)
+    assert out["input_ids"].shape[1] % 16 == 0 and out["input_ids"].shape[1] - len(e) < 16
+    assert out["attention_mask"].sum() == len(e) and out["slot_mask"].sum() == 2

@@ -226,7 +226,11 @@ def test_invalid_json_oversized_body_and_unknown_routes(srv):
 def test_api_key(artifact):
     _, ctx = _serve(artifact, api_key="s3cret", limits=LIMITS)
     with ctx as url:
-        assert get(f"{url}/health")[0] == 200 and get(f"{url}/")[0] == 200  # open: see app.py
+        for route in ("/health", "/", "/openapi.json"):  # every route is protected
+            assert is_error(*get(f"{url}{route}"), 401, "invalid_api_key")
+            assert get(f"{url}{route}", api_key="s3cret")[0] == 200
+        assert get(f"{url}/?key=s3cret")[0] == 200  # a browser opening the page
+        assert is_error(*get(f"{url}/?key=wrong"), 401, "invalid_api_key")
         assert is_error(*get(f"{url}/v1/models"), 401, "invalid_api_key")
         assert is_error(*get(f"{url}/v1/models", api_key="wrong"), 401, "invalid_api_key")
         assert get(f"{url}/v1/models", api_key="s3cret")[0] == 200
@@ -243,7 +247,7 @@ def test_timeout_is_a_504(artifact):
     with ctx as url:
         got, _, out = post(f"{url}/v1/chat/completions", ask(KM))
         assert is_error(got, out, 504, "timeout")
-        assert get(f"{url}/health")[0] == 200  # the server is still up
+        assert get(f"{url}/health", api_key="s3cret")[0] == 200  # the server is still up
 
 
 def test_concurrent_requests_all_succeed(srv):

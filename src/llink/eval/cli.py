@@ -175,3 +175,69 @@ def eval_generate(
         print(jsonlib.dumps(report, indent=2))
     else:
         print_generation(res)
+
+
+def eval_judge(
+    outputs: Path | None = None,
+    a: str = "llink",
+    b: str = "base",
+    judge: str = "reference",
+    judge_url: str | None = None,
+    judge_model: str | None = None,
+    task: str | None = None,
+    out: Path | None = None,
+    json: bool = False,
+) -> None:
+    """Pairwise preference of system A over system B, judged in both orders (ties reported).
+
+    Args:
+        outputs: outputs.jsonl written by `llink eval generate` (or the demo).
+        a: system A (e.g. llink).
+        b: system B (e.g. base, direct_finetune, llink_shuffled).
+        judge: 'reference' (offline: encoder cosine + chrF++ to the human reference), 'endpoint'
+            (an OpenAI-compatible API: --judge_url, --judge_model, key in $LLINK_JUDGE_API_KEY), or a
+            local Hugging Face causal LM id/path.
+        judge_url: endpoint base URL, e.g. http://localhost:8000/v1 (with --judge endpoint).
+        judge_model: model name at the endpoint.
+        task: only judge this task (translate, summarise, bullets, qa); default all.
+        out: write judge_<a>_vs_<b>.json and a win/tie/loss PNG here (default: next to the outputs).
+        json: print JSON instead of a line of text.
+    """
+    import json as jsonlib
+
+    from .judge import EndpointJudge, LocalJudge, ReferenceJudge, pairwise
+    from .plots import win_tie_loss
+
+    if outputs is None or not Path(outputs).is_file():
+        raise LlinkError(f"--outputs must be an outputs.jsonl from `llink eval generate` (got {outputs})")
+    rows = []
+    for n, line in enumerate(Path(outputs).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                r = jsonlib.loads(line)
+                _ = (r["system"], r["task"], r["src"], r["reference"], r["output"])
+            except (jsonlib.JSONDecodeError, KeyError, TypeError):
+                raise LlinkError(f"{outputs}:{n}: expected a JSON object with system, task, src, reference, output") from None
+            if task is None or r["task"] == task:
+                rows.append(r)
+    if judge == "reference":
+        from ..encoders import load_encoder
+
+        j = ReferenceJudge(load_encoder())
+    elif judge == "endpoint":
+        if not judge_url or not judge_model:
+            raise LlinkError("--judge endpoint needs --judge_url and --judge_model")
+        j = EndpointJudge(judge_url, judge_model)
+    else:
+        j = LocalJudge(judge)
+    res = pairwise(rows, a, b, j)
+    out = Path(out) if out else Path(outputs).parent
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"judge_{a}_vs_{b}.json").write_text(jsonlib.dumps(res, indent=2))
+    win_tie_loss([res], out / f"judge_{a}_vs_{b}.png")
+    if json:
+        print(jsonlib.dumps(res, indent=2))
+    else:
+        lo, hi = res["win_rate_ci95"]
+        print(f"{a} vs {b} ({res['n']} items, judge: {res['judge']}): {res['wins']} wins, {res['ties']} ties, {res['losses']} losses; "
+              f"win rate {res['win_rate']:.3f} (95% CI {lo:.3f}-{hi:.3f})")

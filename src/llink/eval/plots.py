@@ -89,3 +89,21 @@ def rank_histogram(ranks_by_system: dict, out: Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def win_tie_loss(results: list[dict], out: Path) -> Path:
+    """Stacked win / tie / loss bars, one per pairwise comparison."""
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.6 * len(results)))
+    labels = [f"{r['a']} vs {r['b']}" for r in results]
+    left = [0.0] * len(results)
+    for key, colour in (("wins", "tab:green"), ("ties", "tab:gray"), ("losses", "tab:red")):
+        vals = [r[key] / r["n"] for r in results]
+        ax.barh(labels, vals, left=left, color=colour, label=key)
+        left = [l + v for l, v in zip(left, vals)]
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of items (both orders agree = win/loss, otherwise tie)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -4,9 +4,9 @@ Routes: POST /v1/chat/completions (a passage in <foreign>...</foreign> in the fi
 read through K slots), POST /v1/embeddings (projected vectors), GET /v1/models, GET /health,
 GET / (the page), POST /api/tokens (raw tokens vs K slots for the page).
 
-With an API key, /v1/* and /api/* need `Authorization: Bearer <key>`. /, /health and the OpenAPI
-docs stay open: the page must load before its user can type the key, and they serve no model
-output (health tells only the model's name, K and stage, for load balancers).
+With an API key (LLINK_API_KEY) every route needs `Authorization: Bearer <key>`. The page is the
+one exception in form, not in substance: a browser cannot send that header when it opens a URL,
+so `/` also accepts `?key=<key>`, and the page then sends the header on every call it makes.
 """
 
 from __future__ import annotations
@@ -58,8 +58,13 @@ class _Gate:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if self.key and scope["path"].startswith(("/v1/", "/api/")):
+        if self.key:
             given = headers.get(b"authorization", b"")
+            if scope["path"] == "/" and not given:
+                from urllib.parse import parse_qs
+
+                query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                given = b"Bearer " + query.get("key", [""])[0].encode()
             if not hmac.compare_digest(given, b"Bearer " + self.key.encode()):  # constant time
                 msg = "missing API key: send Authorization: Bearer <key>" if not given else "invalid API key"
                 return await error_response(401, msg, "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)

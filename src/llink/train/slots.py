@@ -195,7 +195,7 @@ class SlotsRecipe:
     def _batch(self, enc: list) -> dict:
         from ..prompts import pad_batch
 
-        return {k: v.to(self.acc.device) for k, v in pad_batch(enc, self.decoder.tokenizer.pad_token_id).items()}
+        return {k: v.to(self.acc.device) for k, v in pad_batch(enc, self.decoder.tokenizer.pad_token_id, multiple=16).items()}
 
     def _losses(self, batch: dict, slots: torch.Tensor | None) -> torch.Tensor:
         from ..slots import inject
