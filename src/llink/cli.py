@@ -167,6 +167,8 @@ def _commands() -> dict:
 
 # Boolean options read as flags: `--json` means `--json=true`, `--no_json` means `--json=false`.
 _FLAGS = {"json", "resume", "cpu", "progress", "base"}
+# Only negatable: `--direct` takes a path in `llink eval generate`, `--no_direct` is the demo's switch.
+_NEGATABLE = _FLAGS | {"direct"}
 
 
 def _normalise_argv(argv: list[str]) -> list[str]:
@@ -178,7 +180,7 @@ def _normalise_argv(argv: list[str]) -> list[str]:
         nxt = argv[i + 1] if i + 1 < len(argv) else None
         if a.startswith("--") and name in _FLAGS and nxt not in ("true", "false"):
             a = f"--{name}=true"
-        elif a.startswith("--no") and name[3:].lstrip("_") in _FLAGS:
+        elif a.startswith("--no") and name[3:].lstrip("_") in _NEGATABLE:
             a = f"--{name[3:].lstrip('_')}=false"
         out.append(a)
     argv = out

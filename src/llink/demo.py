@@ -151,6 +151,16 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     print_generation(gen)
     done("generation (test)")
 
+    stage("judge")
+    from .eval.judge import ReferenceJudge, pairwise
+    from .eval.plots import win_tie_loss
+
+    judge = ReferenceJudge(enc)
+    metrics["judge"] = [pairwise(rows, "llink", other, judge) for other in ("base", "direct_finetune", "llink_shuffled")
+                        if any(r["system"] == other for r in rows)]
+    win_tie_loss(metrics["judge"], out / "judge.png")
+    done("judge")
+
     metrics["timings_s"] = timings
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     write_report(metrics, out)
@@ -160,6 +170,8 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     u = metrics["stage_b"]["usage"]
     print(f"slot usage (dev answer loss): true {u['loss_true']:.3f}, shuffled {u['loss_shuffled']:.3f}, zeroed {u['loss_zeroed']:.3f}")
     print_generation(metrics["generate"])
+    for j in metrics["judge"]:
+        print(f"judge: llink vs {j['b']}: win rate {j['win_rate']:.3f} ({j['wins']}/{j['ties']}/{j['losses']} w/t/l)")
     print("\n".join(f"{k:<20}{v:>8} s" for k, v in timings.items()))
     print(f"report: {out / 'report.md'}; model: {out / 'llink'} (try: llink generate --model {out / 'llink'} --text '...')")
 
@@ -235,6 +247,15 @@ def write_report(m: dict, out: Path) -> Path:
                   "reference in the sample. `llink_shuffled` is the same model fed another sentence's slots: llink's margin "
                   "over it is the content that crossed through the slots. The paper reports LLM-judge preferences only "
                   "(81% over base, 64% over direct finetuning), not chrF++, so there is no matching paper number.", ""]
+        if m.get("judge"):
+            lines += [f"### Pairwise preference ({m['judge'][0]['judge']}; both orders, disagreement = tie)", "",
+                      "| llink vs | items | wins | ties | losses | win rate | 95% CI |", "|---|---|---|---|---|---|---|"]
+            for j in m["judge"]:
+                lo, hi = j["win_rate_ci95"]
+                lines.append(f"| {j['b']} | {j['n']} | {j['wins']} | {j['ties']} | {j['losses']} | {j['win_rate']:.3f} | {lo:.3f}–{hi:.3f} |")
+            lines += ["", "Paper (LLM judge, Llama-3.2-1B): ~81% preference over the base model, ~64% over direct finetuning. "
+                      "Ours is an offline reference-based judge, not an LLM: `llink eval judge --judge endpoint` runs the paper's protocol "
+                      "against any OpenAI-compatible model.", "", "![judge](judge.png)", ""]
         if "slot_norms" in m:
             n = m["slot_norms"]
             lines += [f"Slot norms: mean {n['slot_norm_mean']} (sd {n['slot_norm_std']}) vs median embedding norm "

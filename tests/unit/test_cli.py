@@ -63,3 +63,12 @@ def test_empty_text_is_refused_by_encoders():
     for bad in ([""], ["ok", "   "], [None]):
         with pytest.raises(LlinkError):
             check_texts(bad)
+
+
+def test_flag_forms_and_path_options_do_not_collide():
+    from llink.cli import _normalise_argv
+
+    assert _normalise_argv(["demo", "--no_direct"]) == ["demo", "--direct=false"]
+    assert _normalise_argv(["eval", "generate", "--direct", "runs/d", "--json"]) == ["eval", "generate", "--direct", "runs/d", "--json=true"]
+    assert _normalise_argv(["slots", "--from", "runs/a/llink", "--resume"]) == ["slots", "--from_stage_a", "runs/a/llink", "--resume=true"]
+    assert _normalise_argv(["align", "--recipe", "r.yaml"]) == ["align", "--config", "r.yaml"]
