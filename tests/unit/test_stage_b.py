@@ -242,3 +242,18 @@ def test_stage_b_on_two_cpu_processes(stage_a, tmp_path):
     log = rows(out)
     assert [x["step"] for x in log] == list(range(1, 13))
     assert (out / "llink" / "model.safetensors").exists() and (out / "usage.json").exists()
+
+
+def test_eval_generate_cli_writes_metrics_and_outputs(stage_a, tmp_path, capsys):
+    assert main(slots_args(stage_a, tmp_path / "b", steps=3, eval_every=3)) == 0
+    art, out = str(tmp_path / "b" / "llink"), tmp_path / "gen"
+    argv = ["eval", "generate", "--model", art, "--data", str(stage_a["data"]), "--n", "6", "--tasks", "qa", "--n_other", "2",
+            "--systems", "base,llink,llink_shuffled", "--max_new_tokens", "3", "--out", str(out)]
+    assert main(argv) == 0
+    res = json.loads((out / "generate.json").read_text())["generate"]
+    assert set(res) == {"base", "llink", "llink_shuffled"}
+    assert set(res["llink"]) >= {"chrf", "bleu", "fidelity", "distinct_outputs"}
+    rows = [json.loads(l) for l in (out / "outputs.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * (6 + 2) and {r["task"] for r in rows} == {"translate", "qa"}
+    assert main(["eval", "generate", "--model", art, "--systems", "direct_finetune,llink"]) == 2
+    assert "--direct" in capsys.readouterr().err

@@ -119,6 +119,7 @@ def eval_generate(
     n: int = 200,
     tasks: str = "summarise,bullets,qa",
     n_other: int = 20,
+    systems: str = "base,direct_finetune,llink,llink_shuffled",
     max_new_tokens: int = 32,
     batch_size: int = 16,
     seed: int = 17,
@@ -140,6 +141,7 @@ def eval_generate(
         n: texts in the fixed (seeded) sample.
         tasks: other task prompts to run (summarise, bullets, qa; empty for none).
         n_other: texts per other task.
+        systems: which of base, direct_finetune (needs --direct), llink, llink_shuffled to run.
         max_new_tokens: answer length cap (greedy decoding for every system).
         batch_size: generation batch size.
         seed: seed of the sample and of the shuffled-slot control.
@@ -151,7 +153,7 @@ def eval_generate(
     from ..data import load_pairs
     from ..model import DirectModel
     from ..train.align import subsample
-    from .generate import OTHER_TASKS, evaluate_generation, llink_systems
+    from .generate import OTHER_TASKS, SYSTEMS, evaluate_generation, llink_systems
 
     if n < 2:
         raise LlinkError(f"--n must be >= 2, got {n}")
@@ -159,13 +161,19 @@ def eval_generate(
     bad = [t for t in other if t not in OTHER_TASKS]
     if bad:
         raise LlinkError(f"unknown task(s) {bad}; choose from {', '.join(OTHER_TASKS)}")
+    wanted = [x.strip() for x in systems.split(",") if x.strip()]
+    unknown = [x for x in wanted if x not in SYSTEMS]
+    if unknown or not wanted:
+        raise LlinkError(f"unknown system(s) {unknown or systems!r}; choose from {', '.join(SYSTEMS)}")
+    if "direct_finetune" in wanted and direct is None and systems != "base,direct_finetune,llink,llink_shuffled":
+        raise LlinkError("--systems direct_finetune needs --direct DIR")
     from ..generate_cli import _load
 
     m = _load(model)
     d = DirectModel.from_pretrained(direct, decoder=m.decoder) if direct is not None else None
     pairs = subsample(load_pairs(split, lang, data), n, seed)
-    systems = llink_systems(m, d, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed)
-    res, rows = evaluate_generation(systems, m.encoder, pairs, other, n_other)
+    chosen = [s_ for s_ in llink_systems(m, d, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed) if s_.name in wanted]
+    res, rows = evaluate_generation(chosen, m.encoder, pairs, other, n_other)
     report = {"split": str(data) if data else split, "n": len(pairs), "max_new_tokens": max_new_tokens, "generate": res}
     out = Path(out) if out else Path(model).parent
     out.mkdir(parents=True, exist_ok=True)
