@@ -158,14 +158,13 @@ class SlotsRecipe:
         self.train_g = torch.from_numpy(np.unique([e.en for e in self.examples], return_inverse=True)[1].astype(np.int64))
         if cfg.expander_init == "regress" and not (cfg.resume and self.ckpt.exists()):
             tok = m.decoder.tokenizer
-            uniq = sorted(set(en))
-            pos = {t: i for i, t in enumerate(uniq)}
-            first = [en.index(t) for t in uniq]
-            ids = [tok(t, add_special_tokens=False)["input_ids"][:64] or [tok.eos_token_id] for t in uniq]
+            first = {}
+            for i, t in enumerate(en):  # one row per distinct English sentence
+                first.setdefault(t, i)
+            ids = [tok(t, add_special_tokens=False)["input_ids"][:64] or [tok.eos_token_id] for t in first]
             targets = chunk_targets(ids, m.decoder.embeddings, m.config.prompt_config.k)
-            aligned = m.project(self.train_x[first])
+            aligned = m.project(self.train_x[list(first.values())])
             self.expander_r2 = fit_expander(m.expander, aligned, targets, ridge=cfg.expander_ridge)
-            del pos
 
     def _trainables(self) -> None:
         cfg, dec = self.cfg, self.decoder
