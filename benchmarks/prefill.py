@@ -25,18 +25,6 @@ def transformer_flops(tokens: int, layers: int, hidden: int, ffn: int, gated: bo
     return float(layers * (per_token * tokens + 2 * tokens * tokens * hidden))
 
 
-def untrained_stage_b(enc, dec):
-    from llink.model import LLINK, LLINKConfig
-    from llink.slots import median_embedding_norm
-
-    cfg = LLINKConfig(encoder="e5-small", encoder_id=enc.id, encoder_dim=enc.dim, decoder="smollm2-135m", decoder_id=dec.id,
-                      hidden_size=dec.hidden_size, teacher={"layer": 4, "pooling": "mean", "norm": "zscore"}, stage="B",
-                      expander={"target_norm": median_embedding_norm(dec.embeddings)},
-                      lora={"r": 16, "alpha": 16, "dropout": 0.05, "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
-                      template=dec.chat_template)
-    return LLINK(cfg).attach(encoder=enc, decoder=dec)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="a Stage B artifact (default: an untrained one from the bundled models)")
@@ -47,13 +35,15 @@ def main() -> None:
     args = ap.parse_args()
 
     from llink.data import load_split
-    from llink.decoders import load_decoder
+    from llink.decoders import LORA_TARGETS, load_decoder
     from llink.encoders import load_encoder
     from llink.model import LLINK
+    from llink.serve.load import untrained_stage_b
 
     torch.manual_seed(0)
     enc, dec = load_encoder(), load_decoder(device=args.device)
-    model = LLINK.from_pretrained(args.model, encoder=enc, decoder=dec) if args.model else untrained_stage_b(enc, dec)
+    lora = {"r": 16, "alpha": 16, "dropout": 0.05, "targets": list(LORA_TARGETS)}  # the recipes' LoRA: its unmerged cost counts
+    model = LLINK.from_pretrained(args.model, encoder=enc, decoder=dec) if args.model else untrained_stage_b("e5-small", enc, "smollm2-135m", dec, lora=lora)
     model.to(args.device)
     builder = model.builder
     c = dec.model.config

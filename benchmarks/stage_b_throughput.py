@@ -36,8 +36,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     stage_a = args.stage_a
     if stage_a is None:
-        cfg = LLINKConfig(encoder="e5-small", encoder_id=enc.id, encoder_dim=enc.dim, decoder="smollm2-135m", decoder_id=dec.id,
-                          hidden_size=dec.hidden_size, teacher={"layer": 4, "pooling": "mean", "norm": "zscore"}, template=dec.chat_template)
+        cfg = LLINKConfig.for_models("e5-small", enc, "smollm2-135m", dec, teacher={"layer": 4, "pooling": "mean", "norm": "zscore"})
         stage_a = LLINK(cfg).save_pretrained(tmp / "a")
     common = dict(tasks="translate", max_answer_tokens=24, steps=args.steps + 1, batch_size=args.batch_size, eval_every=10**6,
                   checkpoint_every=10**6, max_dev=2, eval_examples=2, precision=args.precision, progress=False, max_translate=2000)

@@ -86,6 +86,13 @@ class Decoder:
         self.adapters.add(name)
         self._set_active(None)
 
+    def new_lora(self, prefix: str, **lora) -> str:
+        """Add a LoRA adapter under the first free name `<prefix><n>` and return that name, so
+        several models (an LLINK model, a direct finetune) can share one loaded decoder."""
+        name = next(f"{prefix}{i}" for i in range(len(self.adapters) + 1) if f"{prefix}{i}" not in self.adapters)
+        self.add_lora(name, **lora)
+        return name
+
     def _lora_layers(self):
         from peft.tuners.tuners_utils import BaseTunerLayer
 

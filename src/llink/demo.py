@@ -106,34 +106,27 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     print_retrieval(res)
     done("retrieval (test)")
 
-    from .train.slots import SlotsConfig, DirectConfig, SlotsRecipe
+    from .train.slots import DirectConfig, SlotsConfig, run_recipe
 
     stage_b = {k: v for k, v in _recipe(Path(slots_recipe)).items()}
     if plan["b_steps"]:
         stage_b.update(steps=plan["b_steps"], eval_every=min(plan["b_steps"], stage_b.get("eval_every", 50)))
     n_generate = plan["n_generate"] or n_generate
     stage("stage B")
-    sb = SlotsRecipe(SlotsConfig(**{k: v for k, v in stage_b.items() if k in SlotsConfig.__dataclass_fields__},
-                                 from_stage_a=art, out=out / "slots", resume=True)).setup(encoder=enc, decoder=dec)
-    sb.train()
-    b_art = sb.save()
-    metrics["stage_b"] = {"steps": sb.total_steps, "examples": len(sb.examples), "train_seconds": round(sb.train_seconds, 1),
-                          "usage": sb.usage(), "expander_init_r2": getattr(sb, "expander_r2", None)}
-    (out / "slots" / "usage.json").write_text(json.dumps(metrics["stage_b"]["usage"], indent=2))
-    _copy_artifact(b_art, out / "llink")
+    b_cfg = SlotsConfig(**{k: v for k, v in stage_b.items() if k in SlotsConfig.__dataclass_fields__}, from_stage_a=art,
+                        out=out / "slots", resume=True)
+    metrics["stage_b"] = run_recipe(b_cfg, "llink", encoder=enc, decoder=dec)
+    _copy_artifact(Path(metrics["stage_b"]["artifact"]), out / "llink")
     done("stage B")
 
     direct_model = None
     if direct:
         stage("direct finetune")
-        dr = SlotsRecipe(DirectConfig(**{k: v for k, v in stage_b.items() if k in DirectConfig.__dataclass_fields__},
-                                      out=out / "direct", resume=True), mode="direct").setup(decoder=dec)
-        dr.train()
-        d_art = dr.save()
-        metrics["direct"] = {"steps": dr.total_steps, "train_seconds": round(dr.train_seconds, 1), "dev_loss": dr.usage()["loss_true"]}
+        d_cfg = DirectConfig(**{k: v for k, v in stage_b.items() if k in DirectConfig.__dataclass_fields__}, out=out / "direct", resume=True)
+        metrics["direct"] = run_recipe(d_cfg, "direct", decoder=dec)
         from .model import DirectModel
 
-        direct_model = DirectModel.from_pretrained(d_art, decoder=dec)
+        direct_model = DirectModel.from_pretrained(metrics["direct"]["artifact"], decoder=dec)
         done("direct finetune")
 
     stage("generation (test)")

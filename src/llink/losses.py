@@ -256,8 +256,10 @@ def answer_loss(decoder, embeds: Tensor, attention_mask: Tensor, labels: Tensor)
     """
     body = decoder.model.get_decoder()
     h = body(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    from .prompts import IGNORE
+
     target = labels[:, 1:]
-    sel = target != -100
+    sel = target != IGNORE
     logits = decoder.model.get_output_embeddings()(h[:, :-1][sel]).float()
     ce = F.cross_entropy(logits, target[sel], reduction="none")
     rows = sel.nonzero()[:, 0]

@@ -53,6 +53,12 @@ class LLINKConfig:
     versions: dict = field(default_factory=versions)
     format: int = FORMAT
 
+    @classmethod
+    def for_models(cls, encoder_name: str, encoder, decoder_name: str, decoder, **fields) -> "LLINKConfig":
+        """A config for loaded models: their ids, dimensions and chat template filled in."""
+        return cls(encoder=encoder_name, encoder_id=encoder.id, encoder_dim=encoder.dim, decoder=decoder_name, decoder_id=decoder.id,
+                   hidden_size=decoder.hidden_size, template=decoder.chat_template, **fields)
+
     @property
     def teacher_spec(self) -> TeacherSpec:
         return parse_teacher(self.teacher)
@@ -119,16 +125,10 @@ class LLINK(nn.Module):
                 raise LlinkError("decoder chat template differs from the one this artifact was trained with")
             self._decoder = decoder
             if c.lora is not None and self.adapter_name is None:
-                self.adapter_name = self.add_adapter(decoder)
+                self.adapter_name = decoder.new_lora("llink", **c.lora)
                 if self._lora_state is not None:
                     decoder.load_lora(self.adapter_name, self._lora_state)
         return self
-
-    def add_adapter(self, decoder) -> str:
-        """A fresh LoRA adapter on the decoder for this model, under a name no one else uses."""
-        name = next(f"llink{i}" for i in range(len(decoder.adapters) + 1) if f"llink{i}" not in decoder.adapters)
-        decoder.add_lora(name, **self.config.lora)
-        return name
 
     @property
     def builder(self):
@@ -280,8 +280,7 @@ class DirectModel:
         if decoder.id != self.config["decoder_id"]:
             raise LlinkError(f"decoder mismatch: direct finetune was trained on {self.config['decoder_id']}, got {decoder.id}")
         self._decoder = decoder
-        self.adapter_name = next(f"direct{i}" for i in range(len(decoder.adapters) + 1) if f"direct{i}" not in decoder.adapters)
-        decoder.add_lora(self.adapter_name, **self.config["lora"])
+        self.adapter_name = decoder.new_lora("direct", **self.config["lora"])
         decoder.load_lora(self.adapter_name, self._lora)
         return self
 

@@ -8,7 +8,6 @@ normalisation (none | per-dimension z-score with statistics from train, saved in
 
 from __future__ import annotations
 
-import contextlib
 
 import re
 from dataclasses import asdict, dataclass
@@ -115,45 +114,42 @@ def extract(
 
     handles = [blocks[i].register_forward_hook(hook(i)) for i in range(deepest)]
     bar = tqdm(total=len(texts), desc="teacher", unit="sent", disable=not progress or len(texts) < 2 * batch_size)
-    # Teachers are always the frozen decoder's, whatever adapter a caller has active.
-    off = decoder.adapter(None) if hasattr(decoder, "adapter") else contextlib.nullcontext()
     try:
-        off.__enter__()
-        for s in range(0, len(texts), batch_size):
-            idx = order[s : s + batch_size]
-            batch = [encoded[i] for i in idx]
-            width = max(len(b[0]) for b in batch)
-            ids = torch.full((len(batch), width), builder.placeholder_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            sent = torch.zeros((len(batch), width), dtype=torch.float32)
-            ph = torch.zeros(len(batch), dtype=torch.long)
-            for j, (tid, pos, p) in enumerate(batch):
-                ids[j, : len(tid)] = torch.tensor(tid)
-                mask[j, : len(tid)] = 1
-                sent[j, pos] = 1.0
-                ph[j] = p
-            ids, mask, sent = ids.to(decoder.device), mask.to(decoder.device), sent.to(decoder.device)
-            emb = decoder.embeddings(ids).clone()
-            emb[torch.arange(len(batch)), ph] = placeholder.to(emb.dtype)
-            captured.clear()
-            captured[0] = emb
-            if deepest > 0:  # a layer-0 teacher is the input embeddings: no forward pass at all
-                try:
-                    res = base(inputs_embeds=emb, attention_mask=mask, use_cache=False)
-                    captured["final"] = res.last_hidden_state
-                except _Stop:
-                    pass
-            for layer in layers:
-                h = captured[layer].float()
-                for pooling in poolings:
-                    if pooling == "placeholder":
-                        v = h[torch.arange(len(batch)), ph.to(h.device)]
-                    else:
-                        v = (h * sent.unsqueeze(-1)).sum(1) / sent.sum(1, keepdim=True).clamp_min(1)
-                    out[(layer, pooling)][idx] = v.cpu().numpy()
-            bar.update(len(batch))
+        with decoder.adapter(None):  # teachers are always the frozen decoder's, whatever adapter is active
+            for s in range(0, len(texts), batch_size):
+                idx = order[s : s + batch_size]
+                batch = [encoded[i] for i in idx]
+                width = max(len(b[0]) for b in batch)
+                ids = torch.full((len(batch), width), builder.placeholder_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                sent = torch.zeros((len(batch), width), dtype=torch.float32)
+                ph = torch.zeros(len(batch), dtype=torch.long)
+                for j, (tid, pos, p) in enumerate(batch):
+                    ids[j, : len(tid)] = torch.tensor(tid)
+                    mask[j, : len(tid)] = 1
+                    sent[j, pos] = 1.0
+                    ph[j] = p
+                ids, mask, sent = ids.to(decoder.device), mask.to(decoder.device), sent.to(decoder.device)
+                emb = decoder.embeddings(ids).clone()
+                emb[torch.arange(len(batch)), ph] = placeholder.to(emb.dtype)
+                captured.clear()
+                captured[0] = emb
+                if deepest > 0:  # a layer-0 teacher is the input embeddings: no forward pass at all
+                    try:
+                        res = base(inputs_embeds=emb, attention_mask=mask, use_cache=False)
+                        captured["final"] = res.last_hidden_state
+                    except _Stop:
+                        pass
+                for layer in layers:
+                    h = captured[layer].float()
+                    for pooling in poolings:
+                        if pooling == "placeholder":
+                            v = h[torch.arange(len(batch)), ph.to(h.device)]
+                        else:
+                            v = (h * sent.unsqueeze(-1)).sum(1) / sent.sum(1, keepdim=True).clamp_min(1)
+                        out[(layer, pooling)][idx] = v.cpu().numpy()
+                bar.update(len(batch))
     finally:
-        off.__exit__(None, None, None)
         for h in handles:
             h.remove()
         bar.close()

@@ -62,19 +62,23 @@ def test_same_seed_same_metrics(tiny_dirs, tmp_path):
     assert rows(tmp_path / "a") == rows(tmp_path / "b")
 
 
+def kill_after_first_checkpoint(argv: list[str], out: Path, timeout: float = 180) -> None:
+    """Run `llink argv` in a subprocess and SIGKILL it as soon as out/checkpoint.safetensors exists."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "llink.cli", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not (out / "checkpoint.safetensors").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_killed_run_resumes_to_the_same_weights(tiny_dirs, tmp_path):
     data = write_pairs(tmp_path / "pairs.tsv", n=160)
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     over = dict(epochs=60, checkpoint_every=10, eval_every=50)
     assert main(args(tiny_dirs, data, ref, **over)) == 0
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "llink.cli", *args(tiny_dirs, data, cut, **over)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (cut / "checkpoint.safetensors").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(args(tiny_dirs, data, cut, **over), cut)
     killed_at = rows(cut)[-1]["step"]
     total = rows(ref)[-1]["step"]
     assert killed_at < total, "the run finished before it could be killed; make it longer"

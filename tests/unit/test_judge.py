@@ -1,7 +1,5 @@
 """Pairwise judging: verdict parsing, both-order aggregation, the Wilson interval, the offline judge."""
 
-import json
-
 import pytest
 
 from llink.errors import LlinkError

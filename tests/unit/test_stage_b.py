@@ -3,10 +3,8 @@
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from llink.cli import main
 from llink.errors import LlinkError
 
 from .test_align import args as align_args
-from .test_align import write_pairs
+from .test_align import kill_after_first_checkpoint, write_pairs
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +86,7 @@ def test_killed_stage_b_resumes_to_the_same_weights(stage_a, tmp_path):
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     over = dict(steps=40, checkpoint_every=5, eval_every=40)
     assert main(slots_args(stage_a, ref, **over)) == 0
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "llink.cli", *slots_args(stage_a, cut, **over)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while not (cut / "checkpoint.safetensors").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_first_checkpoint(slots_args(stage_a, cut, **over), cut)
     assert rows(cut)[-1]["step"] < 40, "the run finished before it could be killed"
     assert main(slots_args(stage_a, cut, resume="true", **over)) == 0
     a, b = load_file(str(ref / "llink" / "model.safetensors")), load_file(str(cut / "llink" / "model.safetensors"))

@@ -9,10 +9,8 @@ decoder would had it understood the text. Generated answers are cached per promp
 from __future__ import annotations
 
 import json
-import os
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -80,26 +78,15 @@ class EndpointGenerator:
     """Any OpenAI-compatible /v1/chat/completions endpoint (key from $LLINK_GENERATOR_API_KEY)."""
 
     def __init__(self, url: str, model: str, max_new_tokens: int = 96, timeout: float = 120.0):
-        self.url = url.rstrip("/") + ("" if url.rstrip("/").endswith("/chat/completions") else "/chat/completions")
-        self.model, self.max_new_tokens, self.timeout = model, max_new_tokens, timeout
-        self.key = os.environ.get("LLINK_GENERATOR_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        self.id = f"endpoint:{self.url}:{model}:{max_new_tokens}"
+        from ..endpoint import ChatEndpoint
 
-    def _one(self, instruction: str, en: str) -> str:
-        body = {"model": self.model, "temperature": 0, "max_tokens": self.max_new_tokens,
-                "messages": [{"role": "user", "content": f"{en}\n\n{instruction}"}]}
-        req = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-        if self.key:
-            req.add_header("Authorization", f"Bearer {self.key}")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                reply = json.loads(r.read())
-            return reply["choices"][0]["message"]["content"].strip()
-        except (urllib.error.URLError, TimeoutError, KeyError, IndexError, json.JSONDecodeError) as e:
-            raise LlinkError(f"generator endpoint {self.url} failed: {e}") from None
+        self.endpoint = ChatEndpoint(url, model, ("LLINK_GENERATOR_API_KEY", "OPENAI_API_KEY"), timeout)
+        self.max_new_tokens = max_new_tokens
+        self.id = f"endpoint:{self.endpoint.url}:{model}:{max_new_tokens}"
 
     def __call__(self, requests: list[tuple[str, str]]) -> list[str]:
-        return [self._one(i, e) for i, e in requests]
+        # the same layout as the one prompt builder: passage first, then the instruction
+        return [self.endpoint.complete(f"{en}\n\n{instr}", self.max_new_tokens) for instr, en in requests]
 
 
 def synthesize(
@@ -152,7 +139,6 @@ def synthesize(
 
 def write_examples(path, examples: Sequence[Example]) -> None:
     from ..cache import atomic_write
-    from pathlib import Path
 
     body = "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in examples)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -160,8 +146,6 @@ def write_examples(path, examples: Sequence[Example]) -> None:
 
 
 def read_examples(path) -> list[Example]:
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise LlinkError(f"instruction data {path} does not exist (build it with `llink synth --out {path.parent}`)")

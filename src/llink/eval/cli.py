@@ -119,7 +119,7 @@ def eval_generate(
     n: int = 200,
     tasks: str = "summarise,bullets,qa",
     n_other: int = 20,
-    systems: str = "base,direct_finetune,llink,llink_shuffled",
+    systems: str | None = None,
     max_new_tokens: int = 32,
     batch_size: int = 16,
     seed: int = 17,
@@ -141,7 +141,8 @@ def eval_generate(
         n: texts in the fixed (seeded) sample.
         tasks: other task prompts to run (summarise, bullets, qa; empty for none).
         n_other: texts per other task.
-        systems: which of base, direct_finetune (needs --direct), llink, llink_shuffled to run.
+        systems: which of base, direct_finetune (needs --direct), llink, llink_shuffled to run
+            (default: all of them, direct_finetune only when --direct is given).
         max_new_tokens: answer length cap (greedy decoding for every system).
         batch_size: generation batch size.
         seed: seed of the sample and of the shuffled-slot control.
@@ -161,12 +162,15 @@ def eval_generate(
     bad = [t for t in other if t not in OTHER_TASKS]
     if bad:
         raise LlinkError(f"unknown task(s) {bad}; choose from {', '.join(OTHER_TASKS)}")
-    wanted = [x.strip() for x in systems.split(",") if x.strip()]
-    unknown = [x for x in wanted if x not in SYSTEMS]
-    if unknown or not wanted:
-        raise LlinkError(f"unknown system(s) {unknown or systems!r}; choose from {', '.join(SYSTEMS)}")
-    if "direct_finetune" in wanted and direct is None and systems != "base,direct_finetune,llink,llink_shuffled":
-        raise LlinkError("--systems direct_finetune needs --direct DIR")
+    if systems is None:
+        wanted = [x for x in SYSTEMS if x != "direct_finetune" or direct is not None]
+    else:
+        wanted = [x.strip() for x in systems.split(",") if x.strip()]
+        unknown = [x for x in wanted if x not in SYSTEMS]
+        if unknown or not wanted:
+            raise LlinkError(f"unknown system(s) {unknown or systems!r}; choose from {', '.join(SYSTEMS)}")
+        if "direct_finetune" in wanted and direct is None:
+            raise LlinkError("--systems direct_finetune needs --direct DIR")
     from ..generate_cli import _load
 
     m = _load(model)

@@ -36,6 +36,7 @@ def fidelity(encoder, outputs: Sequence[str], references: Sequence[str]) -> floa
     """Fraction of outputs whose cosine to their own reference beats every other reference
     (ties count as misses; non-English outputs are misses)."""
     from ..encoders import encode_cached
+    from .retrieval import ranks
 
     if len(outputs) != len(references) or len(outputs) < 2:
         raise LlinkError("fidelity needs >= 2 outputs, one per reference")
@@ -43,14 +44,8 @@ def fidelity(encoder, outputs: Sequence[str], references: Sequence[str]) -> floa
     texts = [o if good else "-" for o, good in zip(outputs, ok)]
     out = encoder.encode(texts, progress=False)
     ref = encode_cached(encoder, list(references), progress=False)
-    out = out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-8)
-    ref = ref / np.linalg.norm(ref, axis=1, keepdims=True).clip(1e-8)
-    sims = out @ ref.T
-    own = np.diag(sims)
-    others = sims.copy()
-    np.fill_diagonal(others, -np.inf)
-    hit = (own > others.max(1)) & ok
-    return float(hit.mean())
+    # retrieval's rank counts ties against the output, so rank 1 means strictly closest
+    return float(((ranks(out, ref) == 1) & ok).mean())
 
 
 def translation_scores(encoder, outputs: Sequence[str], references: Sequence[str]) -> dict:

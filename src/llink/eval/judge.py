@@ -8,11 +8,7 @@ OpenAI-compatible endpoint, a local Hugging Face causal LM, or the offline refer
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import urllib.error
-import urllib.request
 from importlib import resources
 from typing import Sequence
 
@@ -70,25 +66,13 @@ class EndpointJudge:
     """Any OpenAI-compatible chat endpoint; the key comes from $LLINK_JUDGE_API_KEY or $OPENAI_API_KEY."""
 
     def __init__(self, url: str, model: str, timeout: float = 120.0):
-        base = url.rstrip("/")
-        self.url = base if base.endswith("/chat/completions") else base + "/chat/completions"
-        self.model, self.timeout = model, timeout
-        self.key = os.environ.get("LLINK_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        self.name = f"endpoint {self.url} model {model}"
+        from ..endpoint import ChatEndpoint
 
-    def _one(self, prompt: str) -> int:
-        body = {"model": self.model, "temperature": 0, "max_tokens": 4, "messages": [{"role": "user", "content": prompt}]}
-        req = urllib.request.Request(self.url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-        if self.key:
-            req.add_header("Authorization", f"Bearer {self.key}")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                return parse_verdict(json.loads(r.read())["choices"][0]["message"]["content"])
-        except (urllib.error.URLError, TimeoutError, KeyError, IndexError, json.JSONDecodeError) as e:
-            raise LlinkError(f"judge endpoint {self.url} failed: {e}") from None
+        self.endpoint = ChatEndpoint(url, model, ("LLINK_JUDGE_API_KEY", "OPENAI_API_KEY"), timeout)
+        self.name = f"endpoint {self.endpoint.url} model {model}"
 
     def __call__(self, items: list[dict]) -> list[int]:
-        return [self._one(judge_prompt(**i)) for i in items]
+        return [parse_verdict(self.endpoint.complete(judge_prompt(**i), max_tokens=4)) for i in items]
 
 
 class LocalJudge:

@@ -19,26 +19,31 @@ from typing import Iterator, Sequence
 QUESTIONS = ("Translate to English.", "Summarise this in one sentence.", "What is it about?")
 
 
-def untrained_artifact(encoder: str, decoder: str, out: str | Path, k: int = 8, lora_r: int = 4) -> Path:
-    """A Stage B artifact with a random projector and expander and a zero LoRA: it answers
-    nonsense, but it exercises exactly the serving path of a trained one."""
-    import torch
-
-    from ..decoders import load_decoder
-    from ..encoders import load_encoder
+def untrained_stage_b(encoder_name: str, encoder, decoder_name: str, decoder, k: int = 8, lora: dict | None = None):
+    """A Stage B model on loaded models with a random projector and expander and a zero LoRA:
+    it answers nonsense, but it exercises exactly the serving and prefill path of a trained one."""
     from ..model import LLINK, LLINKConfig
     from ..prompts import PromptConfig
     from ..slots import median_embedding_norm
 
-    torch.manual_seed(0)
-    enc, dec = load_encoder(encoder), load_decoder(decoder)
-    config = LLINKConfig(
-        encoder=encoder, encoder_id=enc.id, encoder_dim=enc.dim, decoder=decoder, decoder_id=dec.id, hidden_size=dec.hidden_size,
-        teacher={"layer": 1, "pooling": "mean", "norm": "none"}, prompt=PromptConfig(k=k).to_dict(), stage="B",
-        expander={"target_norm": median_embedding_norm(dec.embeddings)},
-        lora={"r": lora_r, "alpha": lora_r, "dropout": 0.0, "targets": ["q_proj", "v_proj"]}, template=dec.chat_template,
+    config = LLINKConfig.for_models(
+        encoder_name, encoder, decoder_name, decoder, teacher={"layer": 1, "pooling": "mean", "norm": "none"},
+        prompt=PromptConfig(k=k).to_dict(), stage="B", expander={"target_norm": median_embedding_norm(decoder.embeddings)},
+        lora=lora or {"r": 4, "alpha": 4, "dropout": 0.0, "targets": ["q_proj", "v_proj"]},
     )
-    return LLINK(config).attach(encoder=enc, decoder=dec).save_pretrained(out)
+    return LLINK(config).attach(encoder=encoder, decoder=decoder)
+
+
+def untrained_artifact(encoder: str, decoder: str, out: str | Path, k: int = 8, lora_r: int = 4) -> Path:
+    """untrained_stage_b, loaded by name and saved as an artifact directory."""
+    import torch
+
+    from ..decoders import load_decoder
+    from ..encoders import load_encoder
+
+    torch.manual_seed(0)
+    lora = {"r": lora_r, "alpha": lora_r, "dropout": 0.0, "targets": ["q_proj", "v_proj"]}
+    return untrained_stage_b(encoder, load_encoder(encoder), decoder, load_decoder(decoder), k, lora).save_pretrained(out)
 
 
 @contextmanager

@@ -122,12 +122,9 @@ class AlignRecipe:
         self.dev_t, _ = stage_a_tensors(self.encoder, self.decoder, self.builder, self.spec, dev, stats, progress=show)
         self.cache_seconds = time.time() - t0
 
-        mcfg = LLINKConfig(
-            encoder=cfg.encoder, encoder_id=self.encoder.id, encoder_dim=self.encoder.dim,
-            decoder=cfg.decoder, decoder_id=self.decoder.id, hidden_size=self.decoder.hidden_size,
-            teacher=self.spec.to_dict(), prompt=self.builder.cfg.to_dict(),
+        mcfg = LLINKConfig.for_models(
+            cfg.encoder, self.encoder, cfg.decoder, self.decoder, teacher=self.spec.to_dict(), prompt=self.builder.cfg.to_dict(),
             projector={"hidden_mult": cfg.hidden_mult, "dropout": cfg.dropout},
-            template=self.decoder.chat_template,
         )
         self.model = LLINK(mcfg)
         self.model.set_teacher_stats(stats)

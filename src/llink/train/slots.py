@@ -34,12 +34,17 @@ from .common import (
 
 def _check(cfg) -> None:
     for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "lora_r", "usage_every", "max_dev"):
-        if getattr(cfg, name) < 1:
+        if hasattr(cfg, name) and getattr(cfg, name) < 1:
             raise LlinkError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.precision not in ("fp32", "bf16"):
         raise LlinkError(f"--precision must be fp32 or bf16, got {cfg.precision!r}")
     if getattr(cfg, "expander_init", "identity") not in ("identity", "regress"):
         raise LlinkError(f"--expander_init must be identity or regress, got {cfg.expander_init!r}")
+
+
+def _lora_config(cfg) -> dict:
+    """The LoRA settings as the artifact stores them and `Decoder.add_lora` takes them."""
+    return {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout, "targets": cfg.lora_targets.split(",")}
 
 
 def shuffled_order(n: int, seed: int) -> np.ndarray:
@@ -136,8 +141,7 @@ class SlotsRecipe:
         if a.config.stage != "A":
             raise LlinkError(f"{cfg.from_stage_a} is a Stage {a.config.stage} artifact; --from needs a Stage A one")
         dec = a.decoder
-        lora = {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "dropout": cfg.lora_dropout, "targets": list(cfg.lora_targets.split(","))}
-        config = replace(a.config, stage="B", expander={"target_norm": median_embedding_norm(dec.embeddings)}, lora=lora)
+        config = replace(a.config, stage="B", expander={"target_norm": median_embedding_norm(dec.embeddings)}, lora=_lora_config(cfg))
         model = LLINK(config)
         model.load_state_dict(a.state_dict(), strict=False)  # projector + teacher statistics
         return model.attach(encoder=a.encoder, decoder=dec)
@@ -176,8 +180,7 @@ class SlotsRecipe:
                 {"params": list(self.model.projector.parameters()), "lr": cfg.lr_projector, "name": "projector"},
             ]
         else:
-            self.adapter = next(f"direct{i}" for i in range(len(dec.adapters) + 1) if f"direct{i}" not in dec.adapters)
-            dec.add_lora(self.adapter, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, targets=cfg.lora_targets.split(","))
+            self.adapter = dec.new_lora("direct", **_lora_config(cfg))
             groups = [{"params": dec.lora_parameters(self.adapter), "lr": cfg.lr_lora, "name": "lora"}]
         self.groups = groups
         self.params = [p for g in groups for p in g["params"]]
@@ -209,7 +212,7 @@ class SlotsRecipe:
         """Mean dev answer loss with the true slots, zeroed slots and another sentence's slots
         (for the direct finetune: with the raw text, which is what it reads)."""
         n = len(self.dev_enc) if limit is None else min(limit, len(self.dev_enc))
-        was = [m.training for m in (self.decoder.model,)]
+        was = self.decoder.model.training
         self.decoder.model.eval()
         res = {"loss_true": [], "loss_zeroed": [], "loss_shuffled": []}
         with self.decoder.adapter(self.adapter), self._autocast():
@@ -228,7 +231,7 @@ class SlotsRecipe:
                     res["loss_true"].append(self._losses(b, None))
         if self.mode == "llink":
             self.model.train()
-        self.decoder.model.train(was[0])
+        self.decoder.model.train(was)
         return {k: round(float(torch.cat(v).mean()), 4) for k, v in res.items() if v}
 
     # ------------------------------------------------------------------ checkpoints
@@ -282,7 +285,6 @@ class SlotsRecipe:
 
     def train(self) -> dict:
         cfg, acc = self.cfg, self.acc
-        n = len(self.train_enc)
         rank, world = acc.process_index, acc.num_processes
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"stage B ({self.mode})", unit="step",
                    disable=not (cfg.progress and acc.is_main_process))
@@ -353,15 +355,15 @@ class SlotsRecipe:
             else:
                 from ..model import DirectModel
 
-                DirectModel.save(art, self.decoder, self.adapter, self.builder.cfg, {"r": self.cfg.lora_r, "alpha": self.cfg.lora_alpha,
-                                 "dropout": self.cfg.lora_dropout, "targets": self.cfg.lora_targets.split(",")})
+                DirectModel.save(art, self.decoder, self.adapter, self.builder.cfg, _lora_config(self.cfg))
             stage_b_curve(self.log, self.out / "curve.png", title=f"Stage B ({self.mode})")
         self.acc.wait_for_everyone()
         return art
 
 
-def _run(cfg, mode: str) -> dict:
-    recipe = SlotsRecipe(cfg, mode).setup()
+def run_recipe(cfg, mode: str, encoder=None, decoder=None) -> dict:
+    """setup / train / save, then usage.json and summary.json in cfg.out; returns the summary."""
+    recipe = SlotsRecipe(cfg, mode).setup(encoder=encoder, decoder=decoder)
     recipe.train()
     art = recipe.save()
     summary = {}
@@ -468,7 +470,7 @@ def slots(
         cpu: force CPU even when a GPU is present.
         progress: show progress bars.
     """
-    return _run(SlotsConfig(**locals()), "llink")
+    return run_recipe(SlotsConfig(**locals()), "llink")
 
 
 def finetune_direct(
@@ -497,7 +499,6 @@ def finetune_direct(
     lora_alpha: int = 16,
     lora_dropout: float = 0.05,
     lora_targets: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-    usage_every: int = 3,
     precision: str = "bf16",
     eval_every: int = 50,
     checkpoint_every: int = 50,
@@ -534,7 +535,6 @@ def finetune_direct(
         lora_alpha: LoRA alpha.
         lora_dropout: LoRA dropout.
         lora_targets: comma-separated decoder module names that get LoRA.
-        usage_every: unused by the baseline (kept so recipes can be shared).
         precision: bf16 or fp32.
         eval_every: steps between dev evaluations.
         checkpoint_every: steps between atomic checkpoints.
@@ -543,7 +543,7 @@ def finetune_direct(
         cpu: force CPU even when a GPU is present.
         progress: show progress bars.
     """
-    return _run(DirectConfig(**locals()), "direct")
+    return run_recipe(DirectConfig(**locals()), "direct")
 
 
 def _config_of(fn, name: str):
