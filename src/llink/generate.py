@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from .errors import LlinkError
 from .prompts import Encoded, pad_batch
@@ -51,14 +52,17 @@ def generate(
     seed: int = 0,
     batch_size: int = 16,
     stream: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> list[str]:
     """Answers (text after the prompt, up to the end-of-turn) for each prompt.
 
     slots [N, K, H] fill the prompts' placeholder positions; None for raw-text prompts.
-    stream receives the answer piece by piece (one prompt only).
+    stream receives the answer piece by piece (one prompt only); progress shows a bar over batches.
     """
     if max_new_tokens < 1:
         raise LlinkError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if batch_size < 1:
+        raise LlinkError(f"batch_size must be >= 1, got {batch_size}")
     if temperature < 0 or not (0 < top_p <= 1) or top_k < 0 or repetition_penalty <= 0:
         raise LlinkError("sampling needs temperature >= 0, 0 < top_p <= 1, top_k >= 0, repetition_penalty > 0")
     if stream is not None and len(prompts) != 1:
@@ -82,6 +86,7 @@ def generate(
         kwargs.update(temperature=None, top_p=None, top_k=None)
     was = model.training
     model.eval()
+    bar = tqdm(total=len(prompts), desc="generate", unit="answer", disable=not progress or len(prompts) <= batch_size)
     try:
         for s in range(0, len(prompts), batch_size):
             chunk = list(prompts[s : s + batch_size])
@@ -95,6 +100,8 @@ def generate(
             streamer = _Callback(tok, stream) if stream is not None else None
             out = model.generate(inputs_embeds=emb, attention_mask=mask, streamer=streamer, **kwargs)
             outputs.extend(tok.batch_decode(out, skip_special_tokens=True))
+            bar.update(len(chunk))
     finally:
+        bar.close()
         model.train(was)
     return [o.strip() for o in outputs]

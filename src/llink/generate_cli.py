@@ -98,7 +98,7 @@ def generate(
     slots = m.slots([t for t, _ in rows], progress=True)
     prompts = [m.builder.chat(i) for _, i in rows]
     with m.using_adapter():
-        outputs = run(m.decoder, prompts, slots, batch_size=batch_size, **kw)
+        outputs = run(m.decoder, prompts, slots, batch_size=batch_size, progress=True, **kw)
     lines = "".join(jsonlib.dumps({"text": t, "instruction": i, "output": o}, ensure_ascii=False) + "\n" for (t, i), o in zip(rows, outputs))
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -133,6 +133,8 @@ def test_generate_cli_json_file_and_errors(stage_a, tmp_path, capsys):
     assert main(["generate", "--model", art, "--file", str(f), "--out", str(tmp_path / "o.jsonl"), "--max_new_tokens", "3"]) == 0
     got = [json.loads(l) for l in (tmp_path / "o.jsonl").read_text().splitlines()]
     assert [g["instruction"] for g in got] == ["Translate to English.", "Summarise in English."]
+    assert main(["generate", "--model", art, "--file", str(f), "--batch_size", "0"]) == 2
+    assert "batch_size" in capsys.readouterr().err
     f.write_text('{"text": "បើក"}\n{"txt": 1}\n', encoding="utf-8")
     assert main(["generate", "--model", art, "--file", str(f)]) == 2
     assert f"{f}:2" in capsys.readouterr().err

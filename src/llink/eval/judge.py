@@ -72,7 +72,9 @@ class EndpointJudge:
         self.name = f"endpoint {self.endpoint.url} model {model}"
 
     def __call__(self, items: list[dict]) -> list[int]:
-        return [parse_verdict(self.endpoint.complete(judge_prompt(**i), max_tokens=4)) for i in items]
+        from tqdm.auto import tqdm
+
+        return [parse_verdict(self.endpoint.complete(judge_prompt(**i), max_tokens=4)) for i in tqdm(items, desc="judge", unit="item")]
 
 
 class LocalJudge:
@@ -92,7 +94,7 @@ class LocalJudge:
         # The one prompt builder puts a passage first and the instruction after it: the judge's
         # material is the passage, its last line ("Reply with ...") the instruction.
         prompts = [self.builder.chat(ask, passage=body) for body, ask in (judge_prompt(**i).rsplit("\n\n", 1) for i in items)]
-        return [parse_verdict(t) for t in generate(self.decoder, prompts, max_new_tokens=4)]
+        return [parse_verdict(t) for t in generate(self.decoder, prompts, max_new_tokens=4, progress=True)]
 
 
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
