@@ -36,7 +36,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q tests/unit
 
 demo: setup
-	$(BIN)/llink demo
+	$(BIN)/llink demo --readme README.md
 
 clean:
 	rm -rf $(VENV) runs

@@ -33,7 +33,8 @@ def _recipe(path: Path) -> dict:
 
 
 def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path("recipes/cpu.yaml"),
-         slots_recipe: Path = Path("recipes/cpu_slots.yaml"), base: bool = True, direct: bool = True, n_generate: int = 200) -> None:
+         slots_recipe: Path = Path("recipes/cpu_slots.yaml"), base: bool = True, direct: bool = True, n_generate: int = 200,
+         readme: Path | None = None) -> None:
     """Run the LLINK pipeline end to end on the bundled models and write a report.
 
     Args:
@@ -45,6 +46,9 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         base: also score the base decoder reading raw Khmer in retrieval (about 4 minutes cold).
         direct: train and evaluate the direct-finetune baseline (the slowest stage on a CPU).
         n_generate: test texts in the generation evaluation.
+        readme: a README.md whose `<!-- demo:begin -->` … `<!-- demo:end -->` block is replaced by this
+            run's summary table, with its Stage B curve copied to docs/demo_stage_b.png beside it
+            (`make demo` passes the repository's README).
     """
     from .data import corpus_stats, load_split
     from .decoders import load_decoder
@@ -60,7 +64,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         raise LlinkError(f"--size must be one of {sorted(SIZES)}, got {size!r}")
     plan, out = SIZES[size], Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    timings, metrics = {}, {"size": size}
+    timings, metrics, started = {}, {"size": size}, time.time()
 
     def stage(name):
         print(f"\n== {name}", flush=True)
@@ -141,6 +145,9 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     (out / "outputs.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     metrics["generate"] = gen
     metrics["slot_norms"] = _slot_norms(llink_b, sample)
+    b = llink_b.builder
+    metrics["prompt_tokens"] = {"base": round(sum(len(b.chat("Translate to English.", passage=p.src).input_ids) for p in sample) / len(sample), 1),
+                                "llink": len(b.chat("Translate to English.").input_ids)}
     print_generation(gen)
     done("generation (test)")
 
@@ -154,9 +161,15 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     win_tie_loss(metrics["judge"], out / "judge.png")
     done("judge")
 
+    from .eval.plots import token_bars
+
+    token_bars(metrics["tokens"], out / "tokens.png", metrics["prompt_tokens"])
     metrics["timings_s"] = timings
+    metrics["total_s"] = round(time.time() - started, 1)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     write_report(metrics, out)
+    if readme:
+        update_readme(metrics, out, Path(readme))
     r = res["llink"]["km2en"]
     print("\n== summary")
     print(f"retrieval (test, km→en): llink R@1 {r['r1']:.3f} MRR {r['mrr']:.3f}; encoder ceiling {res['encoder_ceiling']['km2en']['r1']:.3f}")
@@ -166,6 +179,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     for j in metrics["judge"]:
         print(f"judge: llink vs {j['b']}: win rate {j['win_rate']:.3f} ({j['wins']}/{j['ties']}/{j['losses']} w/t/l)")
     print("\n".join(f"{k:<20}{v:>8} s" for k, v in timings.items()))
+    print(f"{'total':<20}{metrics['total_s']:>8} s")
     print(f"report: {out / 'report.md'}; model: {out / 'llink'} (try: llink generate --model {out / 'llink'} --text '...')")
 
 
@@ -200,6 +214,7 @@ def _mean_offdiag_cos(slots) -> float:
 def write_report(m: dict, out: Path) -> Path:
     res, tok, sweep = m["retrieval"], m["tokens"], m["sweep"]
     lines = ["# LLINK demo report", "", f"Size `{m['size']}`, bundled models (multilingual-e5-small → SmolLM2-135M-Instruct).", ""]
+    lines += ["## Summary", ""] + summary_lines(m) + [""]
     lines += ["## Retrieval in decoder space (test, 1,024 Firefox pairs)", "",
               "| system | dir | R@1 | R@5 | R@10 | MRR | mean rank |", "|---|---|---|---|---|---|---|"]
     for name in ("llink", "encoder_ceiling", "base", "random"):
@@ -220,6 +235,10 @@ def write_report(m: dict, out: Path) -> Path:
               f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| Khmer | {tok['km_mean']} | {tok['km_median']} |",
               f"| LLINK slots | {tok['slots']} | {tok['slots']} |", "",
               f"Khmer/English {tok['ratio']}×; paper (Llama-3.2 tokenizer): 104 vs 16 tokens.", ""]
+    if "prompt_tokens" in m:
+        pt = m["prompt_tokens"]
+        lines += [f"Whole translate prompt (chat template included): base {pt['base']} tokens, LLINK {pt['llink']}.", ""]
+    lines += ["![tokens](tokens.png)", ""]
     if "stage_b" in m:
         u = m["stage_b"]["usage"]
         lines += ["## Stage B: do the slots carry the sentence? (dev answer loss, nats/token)", "",
@@ -256,15 +275,85 @@ def write_report(m: dict, out: Path) -> Path:
         lines += ["Samples (first 5 test texts): see `outputs.jsonl` for all of them.", ""]
         rows = [json.loads(l) for l in (out / "outputs.jsonl").read_text(encoding="utf-8").splitlines()] if (out / "outputs.jsonl").exists() else []
         tr = [r for r in rows if r["task"] == "translate"]
-        for src in list(dict.fromkeys(r["src"] for r in tr))[:5]:
-            mine = {r["system"]: r for r in tr if r["src"] == src}
-            ref = next(iter(mine.values()))["reference"]
-            lines.append(f"- reference: *{ref}*")
-            for name, r in mine.items():
-                lines.append(f"  - {name}: {r['output'][:160]!r}")
+        def show(srcs):
+            for src in srcs:
+                mine = {r["system"]: r for r in tr if r["src"] == src}
+                lines.append(f"- reference: *{next(iter(mine.values()))['reference']}*")
+                for name, r in mine.items():
+                    lines.append(f"  - {name}: {r['output'][:160]!r}")
+
+        show(list(dict.fromkeys(r["src"] for r in tr))[:5])
+        lines += ["", "Failures: the 3 test texts where llink's sentence chrF++ is lowest.", ""]
+        show(_worst(tr, "llink", 3))
         lines.append("")
     lines += ["## Stage timings (s)", "", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m["timings_s"].items()]
+    if "total_s" in m:
+        slowest = max(m["timings_s"], key=m["timings_s"].get)
+        lines += [f"| **total** | **{m['total_s']}** |", "",
+                  f"Total {m['total_s'] / 60:.1f} min (target for a fresh clone: 30 min); the slowest stage is {slowest} "
+                  f"({m['timings_s'][slowest] / 60:.1f} min). A second run reuses caches and checkpoints."]
     lines += ["", "![stage A](align/curve.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _worst(rows: list[dict], system: str, n: int) -> list[str]:
+    from sacrebleu.metrics import CHRF
+
+    chrf = CHRF(word_order=2)
+    mine = [r for r in rows if r["system"] == system]
+    mine.sort(key=lambda r: chrf.sentence_score(r["output"], [r["reference"]]).score)
+    return [r["src"] for r in mine[:n]]
+
+
+def summary_lines(m: dict) -> list[str]:
+    """The headline table: what the README shows and the report opens with."""
+    out = []
+    if "retrieval" in m:
+        r, c = m["retrieval"]["llink"]["km2en"], m["retrieval"]["encoder_ceiling"]["km2en"]
+        out += [f"Retrieval (test, km→en, decoder space): llink R@1 **{r['r1']:.3f}** (MRR {r['mrr']:.3f}); "
+                f"encoder-only ceiling {c['r1']:.3f}.", ""]
+    if "generate" in m:
+        g = m["generate"]
+        pt = m.get("prompt_tokens", {})
+        out += ["| system | prompt tokens | chrF++ | BLEU | fidelity | distinct outputs |", "|---|---|---|---|---|---|"]
+        for name, r in g.items():
+            toks = pt.get("base") if name in ("base", "direct_finetune") else pt.get("llink")
+            out.append(f"| {name} | {toks if toks is not None else '-'} | {r['chrf']:.2f} | {r['bleu']:.2f} | {r['fidelity']:.3f} | {r['distinct_outputs']} |")
+        out.append("")
+    if "stage_b" in m:
+        u = m["stage_b"]["usage"]
+        out += [f"Slot usage (dev answer loss, nats/token): own slots {u['loss_true']:.3f}, another sentence's "
+                f"{u['loss_shuffled']:.3f}, zeroed {u['loss_zeroed']:.3f}. Stage B: {m['stage_b']['steps']} steps."]
+    if m.get("judge"):
+        out.append(f"Pairwise judge, {m['judge'][0]['judge']}: llink's win rate "
+                   + "; ".join(f"vs {j['b']} {j['win_rate']:.2f} (95% CI {j['win_rate_ci95'][0]:.2f}–{j['win_rate_ci95'][1]:.2f})" for j in m["judge"]) + ".")
+    if "total_s" in m:
+        out += ["", "Stage timings (min): " + ", ".join(f"{k} {v / 60:.1f}" for k, v in m["timings_s"].items())
+                + f"; total **{m['total_s'] / 60:.1f}**."]
+    return out
+
+
+BEGIN, END = "<!-- demo:begin", "<!-- demo:end -->"
+
+
+def update_readme(m: dict, out: Path, readme: Path) -> None:
+    """Replace the README's demo block with this run's summary and its Stage B curve."""
+    import shutil
+
+    if not readme.is_file():
+        raise LlinkError(f"--readme {readme}: no such file")
+    text = readme.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise LlinkError(f"--readme {readme}: no '{BEGIN} -->' … '{END}' block to replace")
+    plot = readme.parent / "docs" / "demo_stage_b.png"
+    plot.parent.mkdir(exist_ok=True)
+    if (out / "slots" / "curve.png").exists():
+        shutil.copy2(out / "slots" / "curve.png", plot)
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    block = [f"{BEGIN} (written by `make demo` from {out / 'metrics.json'}; do not edit by hand) -->",
+             f"Size `{m['size']}`, this machine.", ""] + summary_lines(m) + ["", "![Stage B curve from the demo](docs/demo_stage_b.png)", END]
+    readme.write_text(head + "\n".join(block) + tail, encoding="utf-8")
+    print(f"README summary updated: {readme}")

@@ -1,4 +1,4 @@
-"""Plots (matplotlib, headless): training curves, teacher sweep, rank histogram."""
+"""Plots (matplotlib, headless): training curves, teacher sweep, rank histogram, judge bars, token counts."""
 
 from __future__ import annotations
 
@@ -103,6 +103,27 @@ def win_tie_loss(results: list[dict], out: Path) -> Path:
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of items (both orders agree = win/loss, otherwise tie)")
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def token_bars(tok: dict, out: Path, prompt: dict | None = None) -> Path:
+    """Mean decoder tokens for one test sentence: English, Khmer, K slots; with `prompt`
+    ({'base': n, 'llink': n}) also the whole chat prompt each system prefills."""
+    labels, vals = ["English text", "Khmer text", f"LLINK ({tok['slots']} slots)"], [tok["en_mean"], tok["km_mean"], tok["slots"]]
+    colours = ["tab:blue", "tab:red", "tab:green"]
+    if prompt:
+        labels += ["base prompt (raw Khmer)", "LLINK prompt"]
+        vals += [prompt["base"], prompt["llink"]]
+        colours += ["salmon", "lightgreen"]
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(vals)))
+    ax.barh(labels[::-1], vals[::-1], color=colours[::-1])
+    for y, v in enumerate(vals[::-1]):
+        ax.text(v, y, f" {v:.1f}", va="center", fontsize=8)
+    ax.set_xlabel("decoder tokens per test sentence (mean)")
+    ax.set_xlim(0, max(vals) * 1.15)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

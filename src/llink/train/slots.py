@@ -22,6 +22,7 @@ from ..errors import LlinkError
 from ..losses import answer_loss, direction_loss, info_nce, usage_contrast
 from .common import (
     append_jsonl,
+    duplicate_groups,
     load_checkpoint,
     lr_at,
     optimizer_from_tensors,
@@ -159,7 +160,8 @@ class SlotsRecipe:
         en = [e.en for e in self.examples]
         raw = cached_states(m.decoder, m.builder, en, [spec.layer], [spec.pooling], progress=show)[(spec.layer, spec.pooling)]
         self.train_y = torch.from_numpy(normalise(spec, raw, m.teacher_stats))
-        self.train_g = torch.from_numpy(np.unique([e.en for e in self.examples], return_inverse=True)[1].astype(np.int64))
+        # same English or same Khmer = one group: the aux InfoNCE must not push a pair's duplicate away
+        self.train_g = torch.from_numpy(duplicate_groups(srcs, en))
         if cfg.expander_init == "regress" and not (cfg.resume and self.ckpt.exists()):
             tok = m.decoder.tokenizer
             first = {}

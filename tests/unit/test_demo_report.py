@@ -1,0 +1,54 @@
+"""The demo's summary block in the README and its token-count plot."""
+
+import pytest
+
+from llink.demo import summary_lines, update_readme
+from llink.errors import LlinkError
+from llink.eval.plots import token_bars
+
+METRICS = {
+    "size": "smoke",
+    "retrieval": {"llink": {"km2en": {"r1": 0.7, "mrr": 0.8}}, "encoder_ceiling": {"km2en": {"r1": 0.6, "mrr": 0.7}}},
+    "generate": {"base": {"chrf": 3.0, "bleu": 0.1, "fidelity": 0.0, "distinct_outputs": 5},
+                 "llink": {"chrf": 15.5, "bleu": 1.0, "fidelity": 0.3, "distinct_outputs": 9}},
+    "prompt_tokens": {"base": 103.2, "llink": 35},
+    "stage_b": {"usage": {"loss_true": 2.8, "loss_shuffled": 4.4, "loss_zeroed": 3.9}, "steps": 300},
+    "judge": [{"judge": "reference", "b": "base", "win_rate": 0.9, "win_rate_ci95": [0.85, 0.94]}],
+    "timings_s": {"stage A": 600.0, "stage B": 1260.0},
+    "total_s": 1860.0,
+}
+
+
+def test_summary_lines_carry_the_numbers():
+    text = "\n".join(summary_lines(METRICS))
+    assert "| llink | 35 | 15.50 | 1.00 | 0.300 | 9 |" in text
+    assert "| base | 103.2 | 3.00 |" in text
+    assert "R@1 **0.700**" in text and "stage B 21.0" in text and "total **31.0**" in text
+
+
+def test_update_readme_replaces_only_the_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\nbefore\n<!-- demo:begin -->\nold numbers\n<!-- demo:end -->\nafter\n")
+    (tmp_path / "run" / "slots").mkdir(parents=True)
+    (tmp_path / "run" / "slots" / "curve.png").write_bytes(b"png")
+    update_readme(METRICS, tmp_path / "run", readme)
+    text = readme.read_text()
+    assert text.startswith("# x\nbefore\n<!-- demo:begin") and text.endswith("<!-- demo:end -->\nafter\n")
+    assert "old numbers" not in text and "15.50" in text
+    assert (tmp_path / "docs" / "demo_stage_b.png").read_bytes() == b"png"
+    update_readme(METRICS, tmp_path / "run", readme)  # idempotent: the block is found again
+    assert readme.read_text() == text
+
+
+def test_update_readme_refuses_a_readme_without_the_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# nothing to replace\n")
+    with pytest.raises(LlinkError, match="demo:begin"):
+        update_readme(METRICS, tmp_path, readme)
+    assert readme.read_text() == "# nothing to replace\n"
+
+
+def test_token_bars_writes_a_png(tmp_path):
+    tok = {"en_mean": 8.1, "km_mean": 93.4, "slots": 8}
+    path = token_bars(tok, tmp_path / "t.png", {"base": 103.2, "llink": 35})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
