@@ -2,15 +2,24 @@
 slots) vs the base decoder reading the raw Khmer tokens, timed side by side in one run, for
 single sentences and 5-sentence passages. Also transformer FLOPs (2·params·tokens + attention).
 
-    python benchmarks/prefill.py [--model runs/slots/llink] [--device cuda] [--json]
+    python benchmarks/prefill.py [--model runs/slots/llink] [--device cuda] [--dtype bf16] [--json]
 
 Without --model an untrained Stage B model is assembled from the bundled models: prefill cost
 does not depend on the weights' values.
+
+Two extra views, both applied to the two systems alike:
+- `prefix cache`: the chat-template tokens before the passage (system turn, user header) are the
+  same for every request, so a server computes their KV once; each request then prefills only
+  what follows (slots or Khmer, the instruction, the assistant header).
+- `floor`: a 1-token forward pass. On a CPU a small decoder is bound by reading its weights, so
+  this fixed cost caps the speedup any shorter prompt can buy: base_ms / (floor + encoder) is
+  the most a 1-slot prompt could reach.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -31,6 +40,7 @@ def main() -> None:
     ap.add_argument("--passages", type=int, default=24, help="passages timed per setting")
     ap.add_argument("--sizes", default="1,5", help="sentences per passage")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="decoder weights (bf16 is fast on CPUs with AVX512-BF16 or AMX); the bundled encoder keeps its own")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -45,6 +55,8 @@ def main() -> None:
     lora = {"r": 16, "alpha": 16, "dropout": 0.05, "targets": list(LORA_TARGETS)}  # the recipes' LoRA: its unmerged cost counts
     model = LLINK.from_pretrained(args.model, encoder=enc, decoder=dec) if args.model else untrained_stage_b("e5-small", enc, "smollm2-135m", dec, lora=lora)
     model.to(args.device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    dec.model.to(dtype)  # projector and expander stay fp32 (about 1 ms); slots are cast on injection
     builder = model.builder
     c = dec.model.config
     dshape = dict(layers=c.num_hidden_layers, hidden=c.hidden_size, ffn=c.intermediate_size, gated=True)
@@ -53,56 +65,102 @@ def main() -> None:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
     @torch.no_grad()
-    def prefill(ids, slots=None):
+    def prefill(ids, slots=None, prefix=None):
+        """Prefill `ids`; with `prefix` = (n, kv) the first n tokens come from a cached KV."""
         x = dec.embeddings(torch.tensor([ids.input_ids], device=args.device))
         if slots is not None:
             x = x.clone()
             x[0, ids.slot_positions] = slots[0].to(x.dtype)
-        body(inputs_embeds=x, use_cache=True)
+        if prefix is None:
+            return body(inputs_embeds=x, use_cache=True).past_key_values
+        n, kv = prefix
+        return body(inputs_embeds=x[:, n:], past_key_values=copy.deepcopy(kv), use_cache=True).past_key_values
+
+    def common_prefix(a, b):
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return n
+
+    @torch.no_grad()
+    def encode_slots(text):
+        vec = torch.from_numpy(enc.encode([text], progress=False)).to(args.device)  # uncached: the encoder's cost counts
+        return model.expand(model.projector.eval()(vec))
 
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
         passages = [" ".join(test[i * size : (i + 1) * size]) for i in range(args.passages)]
-        rows = {"base": [], "llink": []}
+        rows = {"base": [], "llink": [], "base_cached": [], "llink_cached": [], "encoder": []}
         toks = {"base": [], "llink": [], "encoder": []}
+        slot_prompt = builder.chat("Translate to English.")
+        raws = [builder.chat("Translate to English.", passage=text) for text in passages]
+        # the shared prefix: template tokens before the passage, identical in every prompt of both systems
+        n = min(common_prefix(slot_prompt.input_ids, r.input_ids) for r in raws)
+        n = min(n, min(slot_prompt.slot_positions))
+        head = type(slot_prompt)(input_ids=slot_prompt.input_ids[:n])
+        kv_base = prefill(head)
+        with model.using_adapter():
+            kv_llink = prefill(head)  # LoRA changes the prefix's keys and values too
         # warm-up (first calls allocate)
-        prefill(builder.chat("Translate to English.", passage=passages[0]))
-        for text in passages:
-            raw = builder.chat("Translate to English.", passage=text)
+        prefill(raws[0]); prefill(raws[0], prefix=(n, kv_base))
+        for text, raw in zip(passages, raws):
             sync(); t = time.perf_counter(); prefill(raw); sync()
             rows["base"].append(time.perf_counter() - t)
-            slot_prompt = builder.chat("Translate to English.")
-            sync(); t = time.perf_counter()
-            with torch.no_grad():
-                vec = enc.encode([text], progress=False)  # uncached: the encoder's cost counts
-                slots = model.expand(model.projector.eval()(torch.from_numpy(vec).to(args.device)))
-            with model.using_adapter():
-                prefill(slot_prompt, slots)
-            sync()
-            rows["llink"].append(time.perf_counter() - t)
+            sync(); t = time.perf_counter(); prefill(raw, prefix=(n, kv_base)); sync()
+            rows["base_cached"].append(time.perf_counter() - t)
+            for key, prefix in (("llink", None), ("llink_cached", (n, kv_llink))):
+                sync(); t = time.perf_counter()
+                slots = encode_slots(text)
+                sync(); rows["encoder"].append(time.perf_counter() - t)
+                with model.using_adapter():
+                    prefill(slot_prompt, slots, prefix)
+                sync()
+                rows[key].append(time.perf_counter() - t)
             toks["base"].append(len(raw.input_ids))
             toks["llink"].append(len(slot_prompt.input_ids))
             toks["encoder"].append(enc.token_count(text))
-        base_ms, llink_ms = statistics.mean(rows["base"]) * 1e3, statistics.mean(rows["llink"]) * 1e3
+        one = type(slot_prompt)(input_ids=slot_prompt.input_ids[:1])
+        floor = statistics.median(_timed(lambda: prefill(one), sync) for _ in range(len(passages)))
+        ms = {k: statistics.mean(v) * 1e3 for k, v in rows.items()}
+        base_ms, llink_ms = ms["base"], ms["llink"]
         f_base = statistics.mean(transformer_flops(t, **dshape) for t in toks["base"])
         f_dec = statistics.mean(transformer_flops(t, **dshape) for t in toks["llink"])
+        f_head = transformer_flops(n, **dshape)
         f_enc = statistics.mean(transformer_flops(t, enc.shape["layers"], enc.shape["hidden"], enc.shape["ffn"], gated=False) for t in toks["encoder"])
         results.append({
             "sentences": size, "passages": len(passages), "device": args.device,
             "base_prompt_tokens": statistics.mean(toks["base"]), "llink_prompt_tokens": statistics.mean(toks["llink"]),
             "encoder_tokens": statistics.mean(toks["encoder"]),
             "base_ms": round(base_ms, 2), "llink_ms": round(llink_ms, 2), "speedup": round(base_ms / llink_ms, 2),
+            "encoder_ms": round(ms["encoder"], 2), "shared_prefix_tokens": n,
+            "base_cached_ms": round(ms["base_cached"], 2), "llink_cached_ms": round(ms["llink_cached"], 2),
+            "speedup_cached": round(ms["base_cached"] / ms["llink_cached"], 2),
+            "floor_ms": round(floor * 1e3, 2), "max_speedup": round(base_ms / (floor * 1e3 + ms["encoder"]), 2), "dtype": args.dtype,
             "base_gflops": round(f_base / 1e9, 3), "llink_gflops": round((f_dec + f_enc) / 1e9, 3),
             "llink_decoder_gflops": round(f_dec / 1e9, 3), "flops_ratio": round(f_base / (f_dec + f_enc), 2),
+            # with the shared prefix cached, each system computes f(T) - f(n): its own tokens, attending to the prefix
+            "flops_ratio_cached": round((f_base - f_head) / (f_dec - f_head + f_enc), 2),
         })
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'sentences':>9} {'base tok':>9} {'llink tok':>9} {'base ms':>9} {'llink ms':>9} {'speedup':>8} {'base GF':>8} {'llink GF':>9} {'FLOP ratio':>10}")
+    print(f"{'sentences':>9} {'base tok':>9} {'llink tok':>9} {'base ms':>9} {'llink ms':>9} {'speedup':>8} "
+          f"{'cached b/l ms':>14} {'speedup':>8} {'floor ms':>9} {'max':>6} {'base GF':>8} {'llink GF':>9} {'FLOP ratio':>10} {'cached':>7}")
     for r in results:
         print(f"{r['sentences']:>9} {r['base_prompt_tokens']:>9.1f} {r['llink_prompt_tokens']:>9.1f} {r['base_ms']:>9.1f} {r['llink_ms']:>9.1f} "
-              f"{r['speedup']:>7.2f}x {r['base_gflops']:>8.2f} {r['llink_gflops']:>9.2f} {r['flops_ratio']:>9.2f}x")
-    print("llink = encoder (uncached) + projector + expander + prefill of the K-slot prompt; base = prefill of the raw-Khmer prompt.")
+              f"{r['speedup']:>7.2f}x {r['base_cached_ms']:>6.1f}/{r['llink_cached_ms']:<7.1f} {r['speedup_cached']:>7.2f}x "
+              f"{r['floor_ms']:>9.1f} {r['max_speedup']:>5.2f}x {r['base_gflops']:>8.2f} {r['llink_gflops']:>9.2f} {r['flops_ratio']:>9.2f}x {r['flops_ratio_cached']:>6.2f}x")
+    print(f"device {args.device}, {args.dtype}. llink = encoder (uncached) + projector + expander + prefill of the K-slot prompt; "
+          "base = prefill of the raw-Khmer prompt.\ncached: both reuse the KV of the shared template prefix "
+          f"({results[0]['shared_prefix_tokens']} tokens). floor: one 1-token forward; max = base / (floor + encoder).")
+
+
+def _timed(fn, sync) -> float:
+    sync()
+    t = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t
 
 
 if __name__ == "__main__":
