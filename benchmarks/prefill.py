@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
 import time
 
@@ -76,12 +77,6 @@ def main() -> None:
         n, kv = prefix
         return body(inputs_embeds=x[:, n:], past_key_values=copy.deepcopy(kv), use_cache=True).past_key_values
 
-    def common_prefix(a, b):
-        n = 0
-        while n < min(len(a), len(b)) and a[n] == b[n]:
-            n += 1
-        return n
-
     @torch.no_grad()
     def encode_slots(text):
         vec = torch.from_numpy(enc.encode([text], progress=False)).to(args.device)  # uncached: the encoder's cost counts
@@ -95,7 +90,7 @@ def main() -> None:
         slot_prompt = builder.chat("Translate to English.")
         raws = [builder.chat("Translate to English.", passage=text) for text in passages]
         # the shared prefix: template tokens before the passage, identical in every prompt of both systems
-        n = min(common_prefix(slot_prompt.input_ids, r.input_ids) for r in raws)
+        n = len(os.path.commonprefix([slot_prompt.input_ids] + [r.input_ids for r in raws]))
         n = min(n, min(slot_prompt.slot_positions))
         head = type(slot_prompt)(input_ids=slot_prompt.input_ids[:n])
         kv_base = prefill(head)
@@ -104,10 +99,8 @@ def main() -> None:
         # warm-up (first calls allocate)
         prefill(raws[0]); prefill(raws[0], prefix=(n, kv_base))
         for text, raw in zip(passages, raws):
-            sync(); t = time.perf_counter(); prefill(raw); sync()
-            rows["base"].append(time.perf_counter() - t)
-            sync(); t = time.perf_counter(); prefill(raw, prefix=(n, kv_base)); sync()
-            rows["base_cached"].append(time.perf_counter() - t)
+            rows["base"].append(_timed(lambda: prefill(raw), sync))
+            rows["base_cached"].append(_timed(lambda: prefill(raw, prefix=(n, kv_base)), sync))
             for key, prefix in (("llink", None), ("llink_cached", (n, kv_llink))):
                 sync(); t = time.perf_counter()
                 slots = encode_slots(text)

@@ -63,6 +63,8 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     if size not in SIZES:
         raise LlinkError(f"--size must be one of {sorted(SIZES)}, got {size!r}")
     plan, out = SIZES[size], Path(out)
+    if readme:
+        _readme_block(Path(readme))  # a bad --readme fails now, not after an hour and a half of training
     out.mkdir(parents=True, exist_ok=True)
     timings, metrics, started = {}, {"size": size}, time.time()
 
@@ -342,18 +344,23 @@ def update_readme(m: dict, out: Path, readme: Path) -> None:
     """Replace the README's demo block with this run's summary and its Stage B curve."""
     import shutil
 
+    head, tail = _readme_block(readme)
+    plot = readme.parent / "docs" / "demo_stage_b.png"
+    plot.parent.mkdir(exist_ok=True)
+    if (out / "slots" / "curve.png").exists():
+        shutil.copy2(out / "slots" / "curve.png", plot)
+    block = [f"{BEGIN} (written by `make demo` from {out / 'metrics.json'}; do not edit by hand) -->",
+             f"Size `{m['size']}`, this machine.", ""] + summary_lines(m) + ["", "![Stage B curve from the demo](docs/demo_stage_b.png)", END]
+    readme.write_text(head + "\n".join(block) + tail, encoding="utf-8")
+    print(f"README summary updated: {readme}")
+
+
+def _readme_block(readme: Path) -> tuple[str, str]:
+    """The README's text before and after its demo block; a clear error if there is none."""
     if not readme.is_file():
         raise LlinkError(f"--readme {readme}: no such file")
     text = readme.read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
         raise LlinkError(f"--readme {readme}: no '{BEGIN} -->' … '{END}' block to replace")
-    plot = readme.parent / "docs" / "demo_stage_b.png"
-    plot.parent.mkdir(exist_ok=True)
-    if (out / "slots" / "curve.png").exists():
-        shutil.copy2(out / "slots" / "curve.png", plot)
     head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    block = [f"{BEGIN} (written by `make demo` from {out / 'metrics.json'}; do not edit by hand) -->",
-             f"Size `{m['size']}`, this machine.", ""] + summary_lines(m) + ["", "![Stage B curve from the demo](docs/demo_stage_b.png)", END]
-    readme.write_text(head + "\n".join(block) + tail, encoding="utf-8")
-    print(f"README summary updated: {readme}")
+    return head, rest.split(END, 1)[1]

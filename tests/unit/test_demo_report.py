@@ -52,3 +52,13 @@ def test_token_bars_writes_a_png(tmp_path):
     tok = {"en_mean": 8.1, "km_mean": 93.4, "slots": 8}
     path = token_bars(tok, tmp_path / "t.png", {"base": 103.2, "llink": 35})
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_checks_the_readme_before_running(tmp_path):
+    from llink.demo import demo
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block\n")
+    with pytest.raises(LlinkError, match="demo:begin"):
+        demo(size="smoke", out=tmp_path / "run", readme=readme)
+    assert not (tmp_path / "run").exists()  # nothing ran
