@@ -97,7 +97,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     stage("stage A")
     settings = {k: v for k, v in _recipe(Path(recipe)).items() if k in AlignConfig.__dataclass_fields__}
     settings.update(out=out / "align", resume=True, epochs=plan["epochs"], max_train=plan["max_train"])
-    rec = AlignRecipe(AlignConfig(**settings)).setup(encoder=enc, decoder=dec)
+    rec = _resume_or_restart(lambda: AlignRecipe(AlignConfig(**settings)).setup(encoder=enc, decoder=dec))
     rec.train()
     art = rec.save()
     metrics["stage_a"] = {"teacher": rec.spec.to_dict(), "steps": rec.total_steps, "train_pairs": len(rec.train_t.x),
@@ -121,7 +121,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     stage("stage B")
     b_cfg = SlotsConfig(**{k: v for k, v in stage_b.items() if k in SlotsConfig.__dataclass_fields__}, from_stage_a=art,
                         out=out / "slots", resume=True)
-    metrics["stage_b"] = run_recipe(b_cfg, "llink", encoder=enc, decoder=dec)
+    metrics["stage_b"] = _resume_or_restart(lambda: run_recipe(b_cfg, "llink", encoder=enc, decoder=dec))
     _copy_artifact(Path(metrics["stage_b"]["artifact"]), out / "llink")
     done("stage B")
 
@@ -129,7 +129,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     if direct:
         stage("direct finetune")
         d_cfg = DirectConfig(**{k: v for k, v in stage_b.items() if k in DirectConfig.__dataclass_fields__}, out=out / "direct", resume=True)
-        metrics["direct"] = run_recipe(d_cfg, "direct", decoder=dec)
+        metrics["direct"] = _resume_or_restart(lambda: run_recipe(d_cfg, "direct", decoder=dec))
         from .model import DirectModel
 
         direct_model = DirectModel.from_pretrained(metrics["direct"]["artifact"], decoder=dec)
@@ -183,6 +183,19 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     print("\n".join(f"{k:<20}{v:>8} s" for k, v in timings.items()))
     print(f"{'total':<20}{metrics['total_s']:>8} s")
     print(f"report: {out / 'report.md'}; model: {out / 'llink'} (try: llink generate --model {out / 'llink'} --text '...')")
+
+
+def _resume_or_restart(run):
+    """Resume a stage from its checkpoint, or, when the recipe, data or upstream artifact changed
+    since it was written, keep it as checkpoint.stale.safetensors and run the stage from scratch."""
+    from .train.common import StaleCheckpoint
+
+    try:
+        return run()
+    except StaleCheckpoint as e:
+        print(f"   {e}\n   -> starting this stage over (old checkpoint kept as {e.path.with_suffix('.stale.safetensors').name})", flush=True)
+        e.path.replace(e.path.with_suffix(".stale.safetensors"))
+        return run()
 
 
 def _copy_artifact(src: Path, dst: Path) -> None:

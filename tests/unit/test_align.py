@@ -99,6 +99,13 @@ def test_resume_refuses_another_teacher(tiny_dirs, tmp_path, capsys):
     assert "teacher" in capsys.readouterr().err
 
 
+def test_resume_refuses_other_training_data(tiny_dirs, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(args(tiny_dirs, write_pairs(tmp_path / "a.tsv", n=96), out, epochs=2)) == 0
+    assert main(args(tiny_dirs, write_pairs(tmp_path / "b.tsv", n=64), out, epochs=2, resume="true")) == 2
+    assert "train changed" in capsys.readouterr().err
+
+
 def test_artifact_refuses_mismatched_models(tiny_dirs, tmp_path):
     from llink.encoders import load_encoder
     from llink.model import LLINK

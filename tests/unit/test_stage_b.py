@@ -167,14 +167,15 @@ def test_answer_loss_matches_the_full_logits_loss(tiny_decoder):
     from llink.prompts import PromptBuilder, pad_batch
 
     b = PromptBuilder(tiny_decoder.tokenizer)
-    batch = pad_batch([b.chat("Hi.", passage="a b", answer="Yes."), b.chat("Translate to English.", passage="c", answer="No, no.")],
-                      tiny_decoder.tokenizer.pad_token_id)
-    emb = tiny_decoder.embeddings(batch["input_ids"])
-    per = answer_loss(tiny_decoder, emb, batch["attention_mask"], batch["labels"])
-    for i in range(2):
-        ref = tiny_decoder.model(input_ids=batch["input_ids"][i : i + 1], attention_mask=batch["attention_mask"][i : i + 1],
-                                 labels=batch["labels"][i : i + 1]).loss
-        assert torch.allclose(per[i], ref, atol=1e-5)
+    enc = [b.chat("Hi.", passage="a b", answer="Yes."), b.chat("Translate to English.", passage="c", answer="No, no.")]
+    # right padding (training: the mask is dropped for the causal kernel) and left padding (kept)
+    for left in (False, True):
+        batch = pad_batch(enc, tiny_decoder.tokenizer.pad_token_id, left=left)
+        emb = tiny_decoder.embeddings(batch["input_ids"])
+        per = answer_loss(tiny_decoder, emb, batch["attention_mask"], batch["labels"])
+        for i, e in enumerate(enc):
+            ref = tiny_decoder.model(input_ids=torch.tensor([e.input_ids]), labels=torch.tensor([e.labels])).loss
+            assert torch.allclose(per[i], ref, atol=1e-5), (left, i)
 
 
 def test_adapters_are_off_unless_asked_for_and_teachers_ignore_them(tiny_dirs):
@@ -250,3 +251,36 @@ def test_eval_generate_cli_writes_metrics_and_outputs(stage_a, tmp_path, capsys)
     assert len(rows) == 3 * (6 + 2) and {r["task"] for r in rows} == {"translate", "qa"}
     assert main(["eval", "generate", "--model", art, "--systems", "direct_finetune,llink"]) == 2
     assert "--direct" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_checkpoint_from_other_settings_or_data(stage_a, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(slots_args(stage_a, out, steps=3, eval_every=3)) == 0
+    capsys.readouterr()
+    # reporting settings may change on resume; training settings may not
+    assert main(slots_args(stage_a, out, steps=3, eval_every=1, checkpoint_every=1, resume="true")) == 0
+    assert main(slots_args(stage_a, out, steps=3, eval_every=3, lr_lora=5e-3, resume="true")) == 2
+    err = capsys.readouterr().err
+    assert "lr_lora 0.01 -> 0.005" in err and "checkpoint.safetensors" in err
+    other = write_pairs(tmp_path / "other.tsv", n=64)
+    assert main(slots_args(stage_a, out, steps=3, eval_every=3, train_data=other, resume="true")) == 2
+    assert "examples changed" in capsys.readouterr().err
+
+
+def test_demo_restarts_a_stage_whose_checkpoint_is_stale(tmp_path):
+    from llink.demo import _resume_or_restart
+    from llink.train.common import StaleCheckpoint
+
+    ckpt = tmp_path / "checkpoint.safetensors"
+    ckpt.write_bytes(b"old")
+    calls = []
+
+    def run():
+        calls.append(ckpt.exists())
+        if ckpt.exists():
+            raise StaleCheckpoint("stale", ckpt)
+        return "trained"
+
+    assert _resume_or_restart(run) == "trained"
+    assert calls == [True, False]
+    assert (tmp_path / "checkpoint.stale.safetensors").read_bytes() == b"old"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import inspect
-from dataclasses import asdict, dataclass, field, make_dataclass
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from ..errors import LlinkError
 from ..losses import TeacherQueue, direction_loss, gather_no_grad, gather_with_grad, info_nce, log_norm_loss, temperature_at
 from .common import (
     append_jsonl,
+    check_resumable,
     duplicate_groups,
     load_checkpoint,
     lr_at,
@@ -27,6 +28,8 @@ from .common import (
     optimizer_to_tensors,
     save_checkpoint,
     seed_everything,
+    settings_of,
+    strings_digest,
     truncate_jsonl,
 )
 
@@ -116,6 +119,7 @@ class AlignRecipe:
         train = load_pairs("train", cfg.lang, cfg.train_data)
         dev = load_pairs("dev", cfg.lang, cfg.dev_data)
         train, dev = subsample(train, cfg.max_train, cfg.seed), subsample(dev, cfg.max_dev, cfg.seed)
+        self.inputs = {"train": strings_digest([p.src for p in train], [p.en for p in train])}
         show = cfg.progress and self.acc.is_main_process
         t0 = time.time()
         self.train_t, stats = stage_a_tensors(self.encoder, self.decoder, self.builder, self.spec, train, progress=show)
@@ -154,7 +158,7 @@ class AlignRecipe:
             tensors["queue.vectors"], tensors["queue.ids"] = q["vectors"], q["ids"]
         tensors["rng.torch"] = torch.get_rng_state()
         meta = {"step": self.step, "ptr": int(q["ptr"]), "filled": int(q["filled"]), "param_groups": groups,
-                "config": json.loads(json.dumps(asdict(self.cfg), default=str)), "teacher": self.spec.to_dict(),
+                "config": settings_of(self.cfg), "inputs": self.inputs, "teacher": self.spec.to_dict(),
                 "encoder_dim": self.encoder.dim, "hidden_size": self.decoder.hidden_size}
         return tensors, meta
 
@@ -164,6 +168,7 @@ class AlignRecipe:
             raise LlinkError(f"checkpoint {self.ckpt} was trained with teacher {meta.get('teacher')}, not {self.spec.to_dict()}: use another --out or drop --resume")
         if meta.get("encoder_dim") != self.encoder.dim or meta.get("hidden_size") != self.decoder.hidden_size:
             raise LlinkError(f"checkpoint {self.ckpt} has dimensions {meta.get('encoder_dim')}->{meta.get('hidden_size')}, the chosen models need {self.encoder.dim}->{self.decoder.hidden_size}")
+        check_resumable(self.ckpt, meta, self.cfg, self.inputs)
         proj = {k[len("projector."):]: v for k, v in tensors.items() if k.startswith("projector.")}
         self.acc.unwrap_model(self.projector).load_state_dict(proj)
         optimizer_from_tensors(self.opt.optimizer if hasattr(self.opt, "optimizer") else self.opt, tensors, meta["param_groups"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import random
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -87,6 +89,46 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             return {k: f.get_tensor(k) for k in f.keys()}, meta
     except Exception as e:  # a truncated or foreign file: say which
         raise LlinkError(f"cannot read checkpoint {path}: {e}") from None
+
+
+class StaleCheckpoint(LlinkError):
+    """A checkpoint written under other settings or inputs than the run asked to resume."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = Path(path)
+
+
+# Settings that say where a run writes and how often it reports: they may differ on resume.
+# Everything else changes what the run computes (a resumed run must equal an uninterrupted one).
+RUN_ONLY = frozenset({"out", "resume", "progress", "cpu", "eval_every", "checkpoint_every", "eval_examples", "max_dev", "dev_data",
+                      "from_stage_a"})
+
+
+def settings_of(cfg) -> dict:
+    return json.loads(json.dumps(asdict(cfg), default=str))
+
+
+def strings_digest(*columns) -> str:
+    """A short hash of columns of strings (training data identity for checkpoints)."""
+    h = hashlib.sha256()
+    for col in columns:
+        for s in col:
+            h.update(s.encode("utf-8"))
+            h.update(b"\0")
+        h.update(b"\1")
+    return h.hexdigest()[:20]
+
+
+def check_resumable(path: Path, meta: dict, cfg, inputs: dict) -> None:
+    """Refuse to resume from a checkpoint whose settings or inputs (data, upstream artifact)
+    differ from this run's, naming what changed: continuing it would silently mix two runs."""
+    saved, now = meta.get("config") or {}, settings_of(cfg)
+    diff = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in now.items() if k not in RUN_ONLY and saved.get(k) != v]
+    diff += [f"{k} changed" for k, v in inputs.items() if (meta.get("inputs") or {}).get(k) != v]
+    if diff:
+        raise StaleCheckpoint(f"checkpoint {path} was written by a run with other settings or inputs ({'; '.join(diff)}): "
+                              "use another --out, or drop --resume to start over", path)
 
 
 def append_jsonl(path: Path, row: dict) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from dataclasses import asdict, field, make_dataclass
+from dataclasses import field, make_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from ..errors import LlinkError
 from ..losses import answer_loss, direction_loss, info_nce, usage_contrast
 from .common import (
     append_jsonl,
+    check_resumable,
     duplicate_groups,
     load_checkpoint,
     lr_at,
@@ -29,6 +30,8 @@ from .common import (
     optimizer_to_tensors,
     save_checkpoint,
     seed_everything,
+    settings_of,
+    strings_digest,
     truncate_jsonl,
 )
 
@@ -113,6 +116,13 @@ class SlotsRecipe:
             if not self.examples:
                 raise LlinkError(f"no training example has an answer of <= {cfg.max_answer_tokens} tokens")
         rows = [(e.src, e.instruction, e.answer) for e in self.examples]
+        self.inputs = {"examples": strings_digest(*zip(*rows))}
+        if self.mode == "llink":
+            from ..cache import file_fingerprint
+
+            from ..model import WEIGHTS
+
+            self.inputs["stage_a"] = file_fingerprint(Path(cfg.from_stage_a) / WEIGHTS)
         self.train_enc = [self.builder.chat(i, passage((s, i, a)), a) for s, i, a in rows]
         self.dev_enc = [self.builder.chat(i, passage((s, i, a)), a) for s, i, a in self.dev]
         if self.mode == "llink":
@@ -248,7 +258,7 @@ class SlotsRecipe:
         if self.acc.is_main_process:
             tensors, groups = self._tensors()
             meta = {"step": self.step, "mode": self.mode, "param_groups": groups, "shapes": [list(p.shape) for p in self.params],
-                    "config": json.loads(json.dumps(asdict(self.cfg), default=str))}
+                    "config": settings_of(self.cfg), "inputs": self.inputs}
             save_checkpoint(self.ckpt, tensors, meta)
         self.acc.wait_for_everyone()
 
@@ -256,6 +266,7 @@ class SlotsRecipe:
         tensors, meta = load_checkpoint(self.ckpt)
         if meta.get("mode") != self.mode or meta.get("shapes") != [list(p.shape) for p in self.params]:
             raise LlinkError(f"checkpoint {self.ckpt} is from another model or mode ({meta.get('mode')}): use another --out or drop --resume")
+        check_resumable(self.ckpt, meta, self.cfg, self.inputs)
         with torch.no_grad():
             for i, p in enumerate(self.params):
                 p.copy_(tensors[f"param.{i}"])
