@@ -7,8 +7,11 @@ single sentences and 5-sentence passages. Also transformer FLOPs (2·params·tok
 Without --model an untrained Stage B model is assembled from the bundled models: prefill cost
 does not depend on the weights' values.
 
-Two extra views, both applied to the two systems alike:
-- `prefix cache`: the chat-template tokens before the passage (system turn, user header) are the
+Three extra views:
+- `folded`: LLINK with its LoRA added into the decoder weights (what `llink serve` and
+  `llink generate` run), on a second copy of the decoder; the main column keeps the LoRA
+  unmerged, as in training.
+- `prefix cache` (both systems alike): the chat-template tokens before the passage (system turn, user header) are the
   same for every request, so a server computes their KV once; each request then prefills only
   what follows (slots or Khmer, the instruction, the assistant header).
 - `floor`: a 1-token forward pass. On a CPU a small decoder is bound by reading its weights, so
@@ -54,21 +57,28 @@ def main() -> None:
     torch.manual_seed(0)
     enc, dec = load_encoder(), load_decoder(device=args.device)
     lora = {"r": 16, "alpha": 16, "dropout": 0.05, "targets": list(LORA_TARGETS)}  # the recipes' LoRA: its unmerged cost counts
-    model = LLINK.from_pretrained(args.model, encoder=enc, decoder=dec) if args.model else untrained_stage_b("e5-small", enc, "smollm2-135m", dec, lora=lora)
-    model.to(args.device)
+
+    def build(d):
+        torch.manual_seed(0)
+        m = LLINK.from_pretrained(args.model, encoder=enc, decoder=d) if args.model else untrained_stage_b("e5-small", enc, "smollm2-135m", d, lora=lora)
+        return m.to(args.device)
+
+    dec_f = load_decoder(device=args.device)
+    model, folded = build(dec), build(dec_f).fold_lora()
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
-    dec.model.to(dtype)  # projector and expander stay fp32 (about 1 ms); slots are cast on injection
+    for d in (dec, dec_f):
+        d.model.to(dtype)  # projector and expander stay fp32 (about 1 ms); slots are cast on injection
     builder = model.builder
     c = dec.model.config
     dshape = dict(layers=c.num_hidden_layers, hidden=c.hidden_size, ffn=c.intermediate_size, gated=True)
     test = [p.src for p in load_split("test")]
-    body = dec.model.get_decoder()
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
     @torch.no_grad()
-    def prefill(ids, slots=None, prefix=None):
-        """Prefill `ids`; with `prefix` = (n, kv) the first n tokens come from a cached KV."""
-        x = dec.embeddings(torch.tensor([ids.input_ids], device=args.device))
+    def prefill(ids, slots=None, prefix=None, d=dec):
+        """Prefill `ids` on decoder `d`; with `prefix` = (n, kv) the first n tokens come from a cached KV."""
+        body = d.model.get_decoder()
+        x = d.embeddings(torch.tensor([ids.input_ids], device=args.device))
         if slots is not None:
             x = x.clone()
             x[0, ids.slot_positions] = slots[0].to(x.dtype)
@@ -78,14 +88,14 @@ def main() -> None:
         return body(inputs_embeds=x[:, n:], past_key_values=copy.deepcopy(kv), use_cache=True).past_key_values
 
     @torch.no_grad()
-    def encode_slots(text):
+    def encode_slots(text, m=model):
         vec = torch.from_numpy(enc.encode([text], progress=False)).to(args.device)  # uncached: the encoder's cost counts
-        return model.expand(model.projector.eval()(vec))
+        return m.expand(m.projector.eval()(vec))
 
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
         passages = [" ".join(test[i * size : (i + 1) * size]) for i in range(args.passages)]
-        rows = {"base": [], "llink": [], "base_cached": [], "llink_cached": [], "encoder": []}
+        rows = {"base": [], "llink": [], "base_cached": [], "llink_cached": [], "llink_folded": [], "encoder": []}
         toks = {"base": [], "llink": [], "encoder": []}
         slot_prompt = builder.chat("Translate to English.")
         raws = [builder.chat("Translate to English.", passage=text) for text in passages]
@@ -109,6 +119,11 @@ def main() -> None:
                     prefill(slot_prompt, slots, prefix)
                 sync()
                 rows[key].append(time.perf_counter() - t)
+            sync(); t = time.perf_counter()
+            with folded.using_adapter():
+                prefill(slot_prompt, encode_slots(text, folded), d=dec_f)
+            sync()
+            rows["llink_folded"].append(time.perf_counter() - t)
             toks["base"].append(len(raw.input_ids))
             toks["llink"].append(len(slot_prompt.input_ids))
             toks["encoder"].append(enc.token_count(text))
@@ -126,6 +141,7 @@ def main() -> None:
             "encoder_tokens": statistics.mean(toks["encoder"]),
             "base_ms": round(base_ms, 2), "llink_ms": round(llink_ms, 2), "speedup": round(base_ms / llink_ms, 2),
             "encoder_ms": round(ms["encoder"], 2), "shared_prefix_tokens": n,
+            "llink_folded_ms": round(ms["llink_folded"], 2), "speedup_folded": round(base_ms / ms["llink_folded"], 2),
             "base_cached_ms": round(ms["base_cached"], 2), "llink_cached_ms": round(ms["llink_cached"], 2),
             "speedup_cached": round(ms["base_cached"] / ms["llink_cached"], 2),
             "floor_ms": round(floor * 1e3, 2), "max_speedup": round(base_ms / (floor * 1e3 + ms["encoder"]), 2), "dtype": args.dtype,
@@ -138,13 +154,13 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"{'sentences':>9} {'base tok':>9} {'llink tok':>9} {'base ms':>9} {'llink ms':>9} {'speedup':>8} "
-          f"{'cached b/l ms':>14} {'speedup':>8} {'floor ms':>9} {'max':>6} {'base GF':>8} {'llink GF':>9} {'FLOP ratio':>10} {'cached':>7}")
+          f"{'folded ms':>9} {'speedup':>8} {'cached b/l ms':>14} {'speedup':>8} {'floor ms':>9} {'max':>6} {'base GF':>8} {'llink GF':>9} {'FLOP ratio':>10} {'cached':>7}")
     for r in results:
         print(f"{r['sentences']:>9} {r['base_prompt_tokens']:>9.1f} {r['llink_prompt_tokens']:>9.1f} {r['base_ms']:>9.1f} {r['llink_ms']:>9.1f} "
-              f"{r['speedup']:>7.2f}x {r['base_cached_ms']:>6.1f}/{r['llink_cached_ms']:<7.1f} {r['speedup_cached']:>7.2f}x "
+              f"{r['speedup']:>7.2f}x {r['llink_folded_ms']:>9.1f} {r['speedup_folded']:>7.2f}x {r['base_cached_ms']:>6.1f}/{r['llink_cached_ms']:<7.1f} {r['speedup_cached']:>7.2f}x "
               f"{r['floor_ms']:>9.1f} {r['max_speedup']:>5.2f}x {r['base_gflops']:>8.2f} {r['llink_gflops']:>9.2f} {r['flops_ratio']:>9.2f}x {r['flops_ratio_cached']:>6.2f}x")
     print(f"device {args.device}, {args.dtype}. llink = encoder (uncached) + projector + expander + prefill of the K-slot prompt; "
-          "base = prefill of the raw-Khmer prompt.\ncached: both reuse the KV of the shared template prefix "
+          "base = prefill of the raw-Khmer prompt.\nfolded: llink with its LoRA added into the weights (as served). cached: both reuse the KV of the shared template prefix "
           f"({results[0]['shared_prefix_tokens']} tokens). floor: one 1-token forward; max = base / (floor + encoder).")
 
 

@@ -35,6 +35,7 @@ class Decoder:
     id: str
     adapters: set = field(default_factory=set)
     active: str | None = None
+    folded: str | None = None  # an adapter added into the base weights for good (see fold)
 
     @property
     def hidden_size(self) -> int:
@@ -73,6 +74,8 @@ class Decoder:
 
         if name in self.adapters:
             raise LlinkError(f"decoder already has an adapter named {name!r}")
+        if self.folded is not None:
+            raise LlinkError(f"adapter {self.folded!r} is folded into this decoder's weights: load the decoder again to add another")
         present = {n.rsplit(".", 1)[-1] for n, _ in self.model.named_modules()}
         missing = [t for t in targets if t not in present]
         if missing:
@@ -129,9 +132,35 @@ class Decoder:
                     raise LlinkError(f"LoRA tensor {k} has shape {tuple(state[k].shape)}, decoder {self.id} needs {tuple(p.shape)}")
                 p.copy_(state[k].to(p.dtype))
 
+    def fold(self, name: str) -> None:
+        """Add adapter `name` into the base weights for good and drop every LoRA layer.
+
+        For serving one model: an unmerged LoRA on every projection costs ~24% of a 35-token
+        CPU prefill, a folded one nothing. The decoder then runs that adapter only (the base
+        model and other adapters need a fresh load), and asking for anything else is refused.
+        """
+        if name not in self.adapters:
+            raise LlinkError(f"decoder has no adapter {name!r} to fold (has {sorted(self.adapters)})")
+        lora = {id(m) for m in self._lora_layers()}
+        modules = dict(self.model.named_modules())
+        with torch.no_grad():
+            for path, m in modules.items():
+                if id(m) in lora:
+                    base = m.get_base_layer()
+                    base.weight += m.get_delta_weight(name).to(base.weight.dtype)
+                    parent, _, child = path.rpartition(".")
+                    setattr(modules[parent] if parent else self.model, child, base)
+        self.adapters, self.active, self.folded = set(), None, name
+
     @contextmanager
     def adapter(self, name: str | None):
         """Run with adapter `name` active (None: the frozen base weights)."""
+        if self.folded is not None:
+            if name != self.folded:
+                raise LlinkError(f"adapter {self.folded!r} is folded into this decoder's weights: load the decoder again to run "
+                                 f"{'the base model' if name is None else repr(name)}")
+            yield self
+            return
         if name is not None and name not in self.adapters:
             raise LlinkError(f"decoder has no adapter {name!r} (has {sorted(self.adapters)})")
         prev = self.active

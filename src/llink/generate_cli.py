@@ -17,7 +17,7 @@ def _load(model: Path | None):
     m = LLINK.from_pretrained(model)
     if m.expander is None:
         raise LlinkError(f"{model} is a Stage A artifact (projector only): train Stage B with `llink slots --from {model}`")
-    return m
+    return m.fold_lora()  # this process runs this one model
 
 
 def _read_inputs(path: Path, instruction: str) -> list[tuple[str, str]]:

@@ -140,6 +140,13 @@ class LLINK(nn.Module):
         """Context in which the decoder runs with this model's LoRA (a no-op without one)."""
         return self.decoder.adapter(self.adapter_name)
 
+    def fold_lora(self) -> "LLINK":
+        """Add this model's LoRA into its decoder's weights: the same answers without the
+        adapter's extra matmuls (serving one model). The decoder then runs this model only."""
+        if self.adapter_name is not None:
+            self.decoder.fold(self.adapter_name)
+        return self
+
     # -- compute ----------------------------------------------------------------------------
     @torch.no_grad()
     def project(self, vectors: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -212,6 +212,30 @@ def test_adapters_are_off_unless_asked_for_and_teachers_ignore_them(tiny_dirs):
             pass
 
 
+def test_a_folded_adapter_gives_the_same_logits_and_refuses_everything_else(tiny_dirs):
+    from llink.decoders import load_decoder
+
+    dec = load_decoder(tiny_dirs["decoder"])
+    ids = torch.tensor([[1, 5, 6, 7]])
+    dec.add_lora("x", r=2, alpha=4, dropout=0.0)
+    with torch.no_grad():
+        for p in dec.lora_parameters("x"):
+            p.add_(0.3)
+    with dec.adapter("x"):
+        want = dec.model(ids).logits
+    assert not torch.allclose(dec.model(ids).logits, want)
+    dec.fold("x")
+    assert not dec._lora_layers() and not any("lora_" in n for n, _ in dec.model.named_parameters())
+    with dec.adapter("x"):
+        assert torch.allclose(dec.model(ids).logits, want, atol=1e-5)
+    for name in (None, "y"):
+        with pytest.raises(LlinkError, match="folded"):
+            with dec.adapter(name):
+                pass
+    with pytest.raises(LlinkError, match="folded"):
+        dec.add_lora("y")
+
+
 def test_shuffled_order_never_keeps_a_sentence_its_own_slots():
     from llink.train.slots import shuffled_order
 

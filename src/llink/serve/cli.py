@@ -42,7 +42,8 @@ def serve(model: Path | None = None, host: str = "127.0.0.1", port: int = 8000, 
         raise LlinkError(f"--port must be in 1..65535, got {port}")
     api_key = os.environ.get("LLINK_API_KEY") or None
     name = Path(model).resolve().name
-    app = create_app(LLINK.from_pretrained(model), name=name, api_key=api_key, limits=limits)
+    # one model per server: its LoRA is folded into the decoder weights (same answers, faster)
+    app = create_app(LLINK.from_pretrained(model).fold_lora(), name=name, api_key=api_key, limits=limits)
     if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"llink: warning: serving on {host} without an API key (set LLINK_API_KEY)", file=sys.stderr)
     print(f"llink: serving {name} at http://{host}:{port}/ (API key {'required' if api_key else 'not set'})", file=sys.stderr)
