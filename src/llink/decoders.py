@@ -147,7 +147,8 @@ class Decoder:
             for path, m in modules.items():
                 if id(m) in lora:
                     base = m.get_base_layer()
-                    base.weight += m.get_delta_weight(name).to(base.weight.dtype)
+                    if name in m.lora_A:  # another adapter may target modules this one does not
+                        base.weight += m.get_delta_weight(name).to(base.weight.dtype)
                     parent, _, child = path.rpartition(".")
                     setattr(modules[parent] if parent else self.model, child, base)
         self.adapters, self.active, self.folded = set(), None, name
