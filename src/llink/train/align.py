@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..cache import key_of
 from ..errors import LlinkError
 from ..losses import TeacherQueue, direction_loss, gather_no_grad, gather_with_grad, info_nce, log_norm_loss, temperature_at
 from .common import (
@@ -29,7 +30,6 @@ from .common import (
     save_checkpoint,
     seed_everything,
     settings_of,
-    strings_digest,
     truncate_jsonl,
 )
 
@@ -119,7 +119,7 @@ class AlignRecipe:
         train = load_pairs("train", cfg.lang, cfg.train_data)
         dev = load_pairs("dev", cfg.lang, cfg.dev_data)
         train, dev = subsample(train, cfg.max_train, cfg.seed), subsample(dev, cfg.max_dev, cfg.seed)
-        self.inputs = {"train": strings_digest([p.src for p in train], [p.en for p in train])}
+        self.inputs = {"train": key_of(pairs=[(p.src, p.en) for p in train])}
         show = cfg.progress and self.acc.is_main_process
         t0 = time.time()
         self.train_t, stats = stage_a_tensors(self.encoder, self.decoder, self.builder, self.spec, train, progress=show)
@@ -164,8 +164,6 @@ class AlignRecipe:
 
     def _restore(self) -> None:
         tensors, meta = load_checkpoint(self.ckpt)
-        if meta.get("teacher") != self.spec.to_dict():
-            raise LlinkError(f"checkpoint {self.ckpt} was trained with teacher {meta.get('teacher')}, not {self.spec.to_dict()}: use another --out or drop --resume")
         if meta.get("encoder_dim") != self.encoder.dim or meta.get("hidden_size") != self.decoder.hidden_size:
             raise LlinkError(f"checkpoint {self.ckpt} has dimensions {meta.get('encoder_dim')}->{meta.get('hidden_size')}, the chosen models need {self.encoder.dim}->{self.decoder.hidden_size}")
         check_resumable(self.ckpt, meta, self.cfg, self.inputs)

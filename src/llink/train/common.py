@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -107,17 +106,6 @@ RUN_ONLY = frozenset({"out", "resume", "progress", "cpu", "eval_every", "checkpo
 
 def settings_of(cfg) -> dict:
     return json.loads(json.dumps(asdict(cfg), default=str))
-
-
-def strings_digest(*columns) -> str:
-    """A short hash of columns of strings (training data identity for checkpoints)."""
-    h = hashlib.sha256()
-    for col in columns:
-        for s in col:
-            h.update(s.encode("utf-8"))
-            h.update(b"\0")
-        h.update(b"\1")
-    return h.hexdigest()[:20]
 
 
 def check_resumable(path: Path, meta: dict, cfg, inputs: dict) -> None:

@@ -31,7 +31,6 @@ from .common import (
     save_checkpoint,
     seed_everything,
     settings_of,
-    strings_digest,
     truncate_jsonl,
 )
 
@@ -116,9 +115,10 @@ class SlotsRecipe:
             if not self.examples:
                 raise LlinkError(f"no training example has an answer of <= {cfg.max_answer_tokens} tokens")
         rows = [(e.src, e.instruction, e.answer) for e in self.examples]
-        self.inputs = {"examples": strings_digest(*zip(*rows))}
+        from ..cache import file_fingerprint, key_of
+
+        self.inputs = {"examples": key_of(rows=rows)}
         if self.mode == "llink":
-            from ..cache import file_fingerprint
 
             from ..model import WEIGHTS
 
