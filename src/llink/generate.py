@@ -7,6 +7,8 @@ end-of-turn as the stop token, greedy unless a temperature is given.
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -39,6 +41,32 @@ class _Callback:
             self.fn(text[len(self.sent) :])
 
 
+@dataclass
+class PrefixKV:
+    """Keys and values of the prompt head every request shares (system turn, user header).
+
+    A server computes them once; a request whose prompt starts with `ids` then prefills only its
+    own tokens (slots, question, assistant header). Compute it with the weights that will
+    generate (adapter on, or folded): the LoRA changes the head's keys and values too.
+    """
+
+    ids: list[int]
+    kv: object  # a transformers Cache
+
+    @classmethod
+    @torch.no_grad()
+    def compute(cls, decoder, ids: Sequence[int]) -> "PrefixKV":
+        if not ids:
+            raise LlinkError("a prefix cache needs at least one token")
+        out = decoder.model(input_ids=torch.tensor([list(ids)], device=decoder.device), use_cache=True, logits_to_keep=1)
+        return cls(list(ids), out.past_key_values)
+
+    def fits(self, prompt: Encoded) -> bool:
+        """Whether the prompt starts with the head and has tokens of its own after it."""
+        n = len(self.ids)
+        return len(prompt.input_ids) > n and prompt.input_ids[:n] == self.ids
+
+
 @torch.no_grad()
 def generate(
     decoder,
@@ -53,11 +81,14 @@ def generate(
     batch_size: int = 16,
     stream: Callable[[str], None] | None = None,
     progress: bool = False,
+    prefix: PrefixKV | None = None,
 ) -> list[str]:
     """Answers (text after the prompt, up to the end-of-turn) for each prompt.
 
     slots [N, K, H] fill the prompts' placeholder positions; None for raw-text prompts.
     stream receives the answer piece by piece (one prompt only); progress shows a bar over batches.
+    prefix: a cached prompt head, used for batches of one prompt that start with it (a batch of
+    left-padded prompts would put the head at different positions).
     """
     if max_new_tokens < 1:
         raise LlinkError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -98,7 +129,9 @@ def generate(
             if sampling:
                 torch.manual_seed(seed + s)
             streamer = _Callback(tok, stream) if stream is not None else None
-            out = model.generate(inputs_embeds=emb, attention_mask=mask, streamer=streamer, **kwargs)
+            # generate() copies nothing: the cache it is given grows, so it gets a copy
+            kv = copy.deepcopy(prefix.kv) if prefix is not None and len(chunk) == 1 and prefix.fits(chunk[0]) else None
+            out = model.generate(inputs_embeds=emb, attention_mask=mask, streamer=streamer, past_key_values=kv, **kwargs)
             outputs.extend(tok.batch_decode(out, skip_special_tokens=True))
             bar.update(len(chunk))
     finally:

@@ -9,15 +9,13 @@ from pathlib import Path
 from .errors import LlinkError
 
 
-def _load(model: Path | None):
-    from .model import LLINK
+def _load(model: Path | None, device: str = "cpu", dtype: str = "auto", fold: bool = True):
+    from .model import load_for_inference
 
     if model is None:
         raise LlinkError("--model is required: a Stage B LLINK artifact directory (e.g. runs/slots/llink)")
-    m = LLINK.from_pretrained(model)
-    if m.expander is None:
-        raise LlinkError(f"{model} is a Stage A artifact (projector only): train Stage B with `llink slots --from {model}`")
-    return m.fold_lora()  # this process runs this one model
+    # one model per process: its LoRA is folded into the decoder weights (same answers, faster)
+    return load_for_inference(model, device=device, dtype=dtype, fold=fold, need_slots=True)
 
 
 def _read_inputs(path: Path, instruction: str) -> list[tuple[str, str]]:
@@ -60,6 +58,8 @@ def generate(
     seed: int = 0,
     batch_size: int = 16,
     json: bool = False,
+    device: str = "cpu",
+    dtype: str = "auto",
 ) -> None:
     """Answer an instruction about foreign text read through K slots (greedy unless --temperature).
 
@@ -77,12 +77,14 @@ def generate(
         seed: sampling seed.
         batch_size: passages per generation batch (with --file).
         json: print {"output": ...} instead of streaming text.
+        device: where the models run (cpu, cuda, cuda:1, mps).
+        dtype: decoder weights: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 (fast on CPUs with AVX512-BF16 or AMX), fp16 (GPU).
     """
     from .generate import generate as run
 
     if (text is None) == (file is None):
         raise LlinkError("give exactly one of --text or --file")
-    m = _load(model)
+    m = _load(model, device, dtype)
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
     if text is not None:
         slots = m.slots([text])
@@ -108,7 +110,8 @@ def generate(
         sys.stdout.write(lines)
 
 
-def chat(model: Path | None = None, text: str | None = None, max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0) -> None:
+def chat(model: Path | None = None, text: str | None = None, max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
+         device: str = "cpu", dtype: str = "auto") -> None:
     """Talk about one foreign passage: it is encoded once, every question reuses its slots.
 
     Reads from stdin: first the passage (unless --text), then one question per line.
@@ -120,10 +123,12 @@ def chat(model: Path | None = None, text: str | None = None, max_new_tokens: int
         max_new_tokens: answer length cap.
         temperature: 0 is greedy; > 0 samples.
         top_p: nucleus sampling mass (with --temperature).
+        device: where the models run (cpu, cuda, cuda:1, mps).
+        dtype: decoder weights: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16, fp16 (GPU).
     """
     from .generate import generate as run
 
-    m = _load(model)
+    m = _load(model, device, dtype)
     interactive = sys.stdin.isatty()
 
     def ask(prompt: str) -> str | None:

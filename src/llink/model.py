@@ -143,8 +143,9 @@ class LLINK(nn.Module):
     def fold_lora(self) -> "LLINK":
         """Add this model's LoRA into its decoder's weights: the same answers without the
         adapter's extra matmuls (serving one model). The decoder then runs this model only."""
+        decoder = self.decoder  # loads it: the adapter exists only once a decoder is attached
         if self.adapter_name is not None:
-            self.decoder.fold(self.adapter_name)
+            decoder.fold(self.adapter_name)
         return self
 
     # -- compute ----------------------------------------------------------------------------
@@ -153,7 +154,7 @@ class LLINK(nn.Module):
         """Encoder vectors -> aligned vectors in the teacher's space."""
         was = self.training
         self.eval()
-        x = torch.as_tensor(np.asarray(vectors), dtype=torch.float32)
+        x = torch.as_tensor(np.asarray(vectors), dtype=torch.float32).to(self.teacher_mean.device)
         out = self.projector(x)
         self.train(was)
         return out
@@ -243,6 +244,53 @@ class LLINK(nn.Module):
         model._lora_state = lora or None
         model.eval()
         return model.attach(encoder=encoder, decoder=decoder)
+
+
+def inference_dtype(dtype: str, device: str) -> torch.dtype:
+    """`auto` is bf16 on CUDA and fp32 elsewhere: bf16 is fast on a CPU only with AVX512-BF16 or
+    AMX (there it halves a single prompt's prefill, benchmarks/prefill.py --dtype bf16)."""
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if dtype == "auto":
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    if dtype not in table:
+        raise LlinkError(f"--dtype must be auto, fp32, bf16 or fp16, got {dtype!r}")
+    if dtype == "fp16" and torch.device(device).type == "cpu":
+        raise LlinkError("--dtype fp16 needs a GPU; use bf16 or fp32 on a CPU")
+    return table[dtype]
+
+
+def check_device(device: str) -> str:
+    """A torch device string that exists on this machine, or a clear error."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LlinkError(f"--device {device!r} is not a device (cpu, cuda, cuda:1, mps)") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise LlinkError(f"--device {device}: no such CUDA device here ({torch.cuda.device_count()} visible)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise LlinkError("--device mps: MPS is not available here")
+    return device
+
+
+def load_for_inference(path: str | Path, device: str = "cpu", dtype: str = "auto", fold: bool = True,
+                       need_slots: bool = False) -> LLINK:
+    """An artifact ready to answer: models on `device`, the LoRA folded into the decoder in fp32
+    (fold=False keeps the base decoder usable, for evaluations beside the baselines), then the
+    decoder cast to `dtype`. Projector and expander stay fp32: slots are cast on injection.
+    need_slots refuses a Stage A artifact before any model is loaded."""
+    from .decoders import load_decoder
+    from .encoders import load_encoder
+
+    device = check_device(device)
+    dt = inference_dtype(dtype, device)
+    m = LLINK.from_pretrained(path)
+    if need_slots and m.expander is None:
+        raise LlinkError(f"{path} is a Stage A artifact (projector only): train Stage B with `llink slots --from {path}`")
+    m.attach(encoder=load_encoder(m.config.encoder, device=device), decoder=load_decoder(m.config.decoder, device=device))
+    if fold:
+        m.fold_lora()
+    m.decoder.model.to(dt)
+    return m.to(device)
 
 
 class DirectModel:

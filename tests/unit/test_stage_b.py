@@ -308,3 +308,30 @@ def test_demo_restarts_a_stage_whose_checkpoint_is_stale(tmp_path):
     assert _resume_or_restart(run) == "trained"
     assert calls == [True, False]
     assert (tmp_path / "checkpoint.stale.safetensors").read_bytes() == b"old"
+
+
+def test_inference_load_folds_the_lora_and_takes_device_and_dtype(stage_a, tmp_path, capsys):
+    import torch
+
+    from llink.generate_cli import _load
+
+    assert main(slots_args(stage_a, tmp_path / "b", steps=3, eval_every=3)) == 0
+    art = str(tmp_path / "b" / "llink")
+    m = _load(art)
+    assert m.decoder.folded == m.adapter_name is not None  # the LoRA is in the weights, not beside them
+    assert not m.decoder._lora_layers() and m.decoder.model.dtype == torch.float32
+    evaluating = _load(art, fold=False)  # evaluations run the base decoder beside this model
+    assert evaluating.decoder.folded is None and evaluating.adapter_name in evaluating.decoder.adapters
+    # folded answers are the unmerged adapter's
+    unmerged = evaluating.generate(["បើក ឯកសារ", "ចុច ម៉ឺនុយ"], max_new_tokens=6)
+    assert m.generate(["បើក ឯកសារ", "ចុច ម៉ឺនុយ"], max_new_tokens=6) == unmerged
+    half = _load(art, dtype="bf16")
+    assert half.decoder.model.dtype == torch.bfloat16 and half.projector.net[0].weight.dtype == torch.float32
+    assert len(half.generate(["បើក ឯកសារ"], max_new_tokens=4)) == 1
+    capsys.readouterr()
+    assert main(["generate", "--model", art, "--text", "បើក ឯកសារ", "--max_new_tokens", "3", "--dtype", "bf16", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"output"}
+    for flags, msg in ((["--dtype", "int3"], "--dtype must be"), (["--dtype", "fp16"], "needs a GPU"),
+                       (["--device", "cuda:7"], "no such CUDA device"), (["--device", "toaster"], "is not a device")):
+        assert main(["generate", "--model", art, "--text", "បើក", *flags]) == 2
+        assert msg in capsys.readouterr().err

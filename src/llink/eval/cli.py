@@ -173,7 +173,7 @@ def eval_generate(
             raise LlinkError("--systems direct_finetune needs --direct DIR")
     from ..generate_cli import _load
 
-    m = _load(model)
+    m = _load(model, fold=False)  # the base and direct systems need the decoder without this LoRA
     d = DirectModel.from_pretrained(direct, decoder=m.decoder) if direct is not None else None
     pairs = subsample(load_pairs(split, lang, data), n, seed)
     chosen = [s_ for s_ in llink_systems(m, d, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed) if s_.name in wanted]

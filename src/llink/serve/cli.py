@@ -10,7 +10,8 @@ from ..errors import LlinkError
 
 
 def serve(model: Path | None = None, host: str = "127.0.0.1", port: int = 8000, max_passage_chars: int = 2000, max_tokens: int = 256,
-          max_request_bytes: int = 65536, timeout_s: float = 60.0, cache_size: int = 256) -> None:
+          max_request_bytes: int = 65536, timeout_s: float = 60.0, cache_size: int = 256, device: str = "cpu",
+          dtype: str = "auto") -> None:
     """Serve an LLINK artifact over HTTP: OpenAI-compatible /v1/chat/completions and
     /v1/embeddings, /health, /v1/models, and a web page at /.
 
@@ -28,10 +29,13 @@ def serve(model: Path | None = None, host: str = "127.0.0.1", port: int = 8000, 
         max_request_bytes: largest request body; larger ones get 413.
         timeout_s: per-request limit in seconds, time queued behind other requests included; past it, 504.
         cache_size: number of passages whose slots are kept in memory (0: no cache).
+        device: where the models run (cpu, cuda, cuda:1, mps).
+        dtype: decoder weights: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 (on CPUs with
+            AVX512-BF16 or AMX it halves a single prompt's prefill), fp16 (GPU).
     """
     import uvicorn
 
-    from ..model import LLINK
+    from ..model import load_for_inference
     from .app import Limits, create_app
 
     limits = Limits(max_passage_chars=max_passage_chars, max_tokens=max_tokens, max_request_bytes=max_request_bytes,
@@ -43,7 +47,7 @@ def serve(model: Path | None = None, host: str = "127.0.0.1", port: int = 8000, 
     api_key = os.environ.get("LLINK_API_KEY") or None
     name = Path(model).resolve().name
     # one model per server: its LoRA is folded into the decoder weights (same answers, faster)
-    app = create_app(LLINK.from_pretrained(model).fold_lora(), name=name, api_key=api_key, limits=limits)
+    app = create_app(load_for_inference(model, device=device, dtype=dtype), name=name, api_key=api_key, limits=limits)
     if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         print(f"llink: warning: serving on {host} without an API key (set LLINK_API_KEY)", file=sys.stderr)
     print(f"llink: serving {name} at http://{host}:{port}/ (API key {'required' if api_key else 'not set'})", file=sys.stderr)

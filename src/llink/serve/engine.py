@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..generate import generate
+from ..generate import PrefixKV, generate
 from ..prompts import Encoded
 
 
@@ -33,7 +33,7 @@ class Prepared:
 
 
 class Engine:
-    def __init__(self, model, cache_size: int = 256):
+    def __init__(self, model, cache_size: int = 256, prefix_cache: bool = True):
         self.model = model
         self.k = model.config.prompt_config.k
         self.cache_size = cache_size
@@ -43,6 +43,12 @@ class Engine:
         self.encoder, self.decoder = model.encoder, model.decoder
         self.builder = model.builder
         self.max_positions = getattr(self.decoder.model.config, "max_position_embeddings", None)
+        # Every prompt starts with the same template head (system turn, user header) because the
+        # passage comes first in the first user turn: its keys and values are computed once, on
+        # the first request, and each request prefills only its own tokens.
+        probe = self.builder.chat("?")
+        self._head = probe.input_ids[: probe.slot_positions[0]] if prefix_cache else []
+        self._prefix: PrefixKV | None = None
 
     def submit(self, fn: Callable, *args, **kwargs) -> Future:
         return self._pool.submit(fn, *args, **kwargs)
@@ -93,8 +99,10 @@ class Engine:
         if cancel.is_set():
             raise Cancelled
         with self.model.using_adapter():
+            if self._head and self._prefix is None:
+                self._prefix = PrefixKV.compute(self.decoder, self._head)  # with the weights that generate
             answer = generate(self.decoder, [prep.prompt], prep.slots, max_new_tokens=max_tokens,
-                              temperature=temperature, top_p=top_p, seed=seed, stream=piece)[0]
+                              temperature=temperature, top_p=top_p, seed=seed, stream=piece, prefix=self._prefix)[0]
         return answer, min(self.count_tokens("".join(raw)), max_tokens)
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
