@@ -51,7 +51,7 @@ def main() -> None:
     from llink.data import load_split
     from llink.decoders import LORA_TARGETS, load_decoder
     from llink.encoders import load_encoder
-    from llink.model import LLINK
+    from llink.model import LLINK, inference_dtype
     from llink.serve.load import untrained_stage_b
 
     torch.manual_seed(0)
@@ -65,7 +65,7 @@ def main() -> None:
 
     dec_f = load_decoder(device=args.device)
     model, folded = build(dec), build(dec_f).fold_lora()
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    dtype = inference_dtype(args.dtype, args.device)
     for d in (dec, dec_f):
         d.model.to(dtype)  # projector and expander stay fp32 (about 1 ms); slots are cast on injection
     builder = model.builder

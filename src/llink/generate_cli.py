@@ -14,7 +14,8 @@ def _load(model: Path | None, device: str = "cpu", dtype: str = "auto", fold: bo
 
     if model is None:
         raise LlinkError("--model is required: a Stage B LLINK artifact directory (e.g. runs/slots/llink)")
-    # one model per process: its LoRA is folded into the decoder weights (same answers, faster)
+    # generate and chat run one model per process: its LoRA is folded into the decoder weights
+    # (same answers, faster); eval generate passes fold=False to run the baselines beside it
     return load_for_inference(model, device=device, dtype=dtype, fold=fold, need_slots=True)
 
 

@@ -44,11 +44,13 @@ class Engine:
         self.builder = model.builder
         self.max_positions = getattr(self.decoder.model.config, "max_position_embeddings", None)
         # Every prompt starts with the same template head (system turn, user header) because the
-        # passage comes first in the first user turn: its keys and values are computed once, on
-        # the first request, and each request prefills only its own tokens.
-        probe = self.builder.chat("?")
-        self._head = probe.input_ids[: probe.slot_positions[0]] if prefix_cache else []
+        # passage comes first in the first user turn: its keys and values are computed once, here,
+        # with the weights that generate, and each request prefills only its own tokens.
         self._prefix: PrefixKV | None = None
+        if prefix_cache:
+            probe = self.builder.chat("?")
+            with model.using_adapter():
+                self._prefix = PrefixKV.compute(self.decoder, probe.input_ids[: probe.slot_positions[0]])
 
     def submit(self, fn: Callable, *args, **kwargs) -> Future:
         return self._pool.submit(fn, *args, **kwargs)
@@ -99,8 +101,6 @@ class Engine:
         if cancel.is_set():
             raise Cancelled
         with self.model.using_adapter():
-            if self._head and self._prefix is None:
-                self._prefix = PrefixKV.compute(self.decoder, self._head)  # with the weights that generate
             answer = generate(self.decoder, [prep.prompt], prep.slots, max_new_tokens=max_tokens,
                               temperature=temperature, top_p=top_p, seed=seed, stream=piece, prefix=self._prefix)[0]
         return answer, min(self.count_tokens("".join(raw)), max_tokens)
