@@ -73,6 +73,20 @@ def load_arrays(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
         return {k: f.get_tensor(k) for k in f.keys()}, meta
 
 
+_COUNTS: dict[str, dict[str, int]] = {}
+
+
+def cache_counts() -> dict[str, dict[str, int]]:
+    """Rows this process took from disk vs computed, per cache kind: how warm a run's caches were,
+    which its wall times mean little without."""
+    return {k: dict(v) for k, v in _COUNTS.items()}
+
+
+def counts_since(before: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    now = cache_counts()
+    return {k: {n: v - before.get(k, {}).get(n, 0) for n, v in c.items()} for k, c in now.items()}
+
+
 class RowStore:
     """Per-text vectors under one namespace (an encoder, or a decoder + teacher setting).
 
@@ -83,7 +97,7 @@ class RowStore:
 
     def __init__(self, kind: str, **namespace: Any):
         self.dir = cache_root() / kind / key_of(**namespace)
-        self.namespace = namespace
+        self.kind, self.namespace = kind, namespace
 
     @staticmethod
     def row_key(text: str) -> bytes:
@@ -103,6 +117,9 @@ class RowStore:
         keys = [self.row_key(t) for t in texts]
         index, shards = self._index()
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in index))
+        count = _COUNTS.setdefault(self.kind, {"reused": 0, "computed": 0})
+        count["computed"] += len(missing)
+        count["reused"] += len(set(keys)) - len(missing)
         if missing:
             fresh = np.asarray(compute(missing), dtype=np.float32)
             new_keys = np.frombuffer(b"".join(self.row_key(t) for t in missing), dtype=np.uint8).reshape(-1, 16)

@@ -67,6 +67,9 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         _readme_block(Path(readme))  # a bad --readme fails now, not after an hour and a half of training
     out.mkdir(parents=True, exist_ok=True)
     timings, metrics, started = {}, {"size": size}, time.time()
+    from .cache import cache_counts, counts_since
+
+    counts_before = cache_counts()
 
     def stage(name):
         print(f"\n== {name}", flush=True)
@@ -100,7 +103,8 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     rec = _resume_or_restart(lambda: AlignRecipe(AlignConfig(**settings)).setup(encoder=enc, decoder=dec))
     rec.train()
     art = rec.save()
-    metrics["stage_a"] = {"teacher": rec.spec.to_dict(), "steps": rec.total_steps, "train_pairs": len(rec.train_t.x),
+    metrics["stage_a"] = {"teacher": rec.spec.to_dict(), "steps": rec.total_steps, "resumed_from_step": rec.resumed_from_step,
+                          "train_pairs": len(rec.train_t.x),
                           "cache_seconds": round(rec.cache_seconds, 1), "train_seconds": round(rec.train_seconds, 1)}
     done("stage A")
 
@@ -167,6 +171,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
 
     token_bars(metrics["tokens"], out / "tokens.png", metrics["prompt_tokens"])
     metrics["timings_s"] = timings
+    metrics["cache_rows"] = counts_since(counts_before)
     metrics["total_s"] = round(time.time() - started, 1)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     write_report(metrics, out)
@@ -301,12 +306,16 @@ def write_report(m: dict, out: Path) -> Path:
         lines += ["", "Failures: the 3 test texts where llink's sentence chrF++ is lowest.", ""]
         show(_worst(tr, "llink", 3))
         lines.append("")
-    lines += ["## Stage timings (s)", "", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v} |" for k, v in m["timings_s"].items()]
+    notes = timing_notes(m)
+    lines += ["## Stage timings (s)", "", "| stage | seconds | note |", "|---|---|---|"]
+    lines += [f"| {k} | {v} | {notes.get(k, '')} |" for k, v in m["timings_s"].items()]
     if "total_s" in m:
         slowest = max(m["timings_s"], key=m["timings_s"].get)
-        lines += [f"| **total** | **{m['total_s']}** |", "",
+        lines += [f"| **total** | **{m['total_s']}** | |", "",
                   f"Total {m['total_s'] / 60:.1f} min (target for a fresh clone: 30 min); the slowest stage is {slowest} "
                   f"({m['timings_s'][slowest] / 60:.1f} min). A second run reuses caches and checkpoints."]
+        if "cache_rows" in m:
+            lines.append(cache_line(m["cache_rows"]))
     lines += ["", "![stage A](align/curve.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
@@ -345,9 +354,32 @@ def summary_lines(m: dict) -> list[str]:
         out.append(f"Pairwise judge, {m['judge'][0]['judge']}: llink's win rate "
                    + "; ".join(f"vs {j['b']} {j['win_rate']:.2f} (95% CI {j['win_rate_ci95'][0]:.2f}–{j['win_rate_ci95'][1]:.2f})" for j in m["judge"]) + ".")
     if "total_s" in m:
-        out += ["", "Stage timings (min): " + ", ".join(f"{k} {v / 60:.1f}" for k, v in m["timings_s"].items())
+        notes = timing_notes(m)
+        out += ["", "Stage timings (min): " + ", ".join(f"{k} {v / 60:.1f}" + (f" ({notes[k]})" if k in notes else "")
+                                                       for k, v in m["timings_s"].items())
                 + f"; total **{m['total_s'] / 60:.1f}**."]
+        if "cache_rows" in m:
+            out.append(cache_line(m["cache_rows"]))
     return out
+
+
+def timing_notes(m: dict) -> dict[str, str]:
+    """Which training stages picked up a checkpoint: their wall time covers only the steps after it."""
+    notes = {}
+    for stage, key in (("stage A", "stage_a"), ("stage B", "stage_b"), ("direct finetune", "direct")):
+        s = m.get(key) or {}
+        start, steps = s.get("resumed_from_step"), s.get("steps")
+        if start and steps:
+            notes[stage] = "reused from an earlier run" if start >= steps else f"resumed at step {start} of {steps}"
+    return notes
+
+
+def cache_line(rows: dict) -> str:
+    """How warm the caches were: a run that computed nothing measured none of the encoding."""
+    names = {"vectors": "encoder vectors", "teacher": "teacher states (text × setting)"}
+    parts = [f"{names.get(k, k)} {c.get('computed', 0):,} computed / {c.get('reused', 0):,} read from the cache"
+             for k, c in sorted(rows.items())]
+    return "Caches in this run: " + ("; ".join(parts) if parts else "none used") + "."
 
 
 BEGIN, END = "<!-- demo:begin", "<!-- demo:end -->"

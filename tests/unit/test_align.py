@@ -83,6 +83,8 @@ def test_killed_run_resumes_to_the_same_weights(tiny_dirs, tmp_path):
     total = rows(ref)[-1]["step"]
     assert killed_at < total, "the run finished before it could be killed; make it longer"
     assert main(args(tiny_dirs, data, cut, resume="true", **over)) == 0
+    assert json.loads((ref / "summary.json").read_text())["resumed_from_step"] == 0
+    assert 0 < json.loads((cut / "summary.json").read_text())["resumed_from_step"] <= killed_at
     a, b = load_file(str(ref / "llink" / "model.safetensors")), load_file(str(cut / "llink" / "model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:

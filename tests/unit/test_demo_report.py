@@ -26,6 +26,19 @@ def test_summary_lines_carry_the_numbers():
     assert "R@1 **0.700**" in text and "stage B 21.0" in text and "total **31.0**" in text
 
 
+def test_timings_say_which_stages_were_reused_and_how_warm_the_caches_were():
+    m = {**METRICS, "stage_a": {"steps": 1960, "resumed_from_step": 1960}, "stage_b": {**METRICS["stage_b"], "resumed_from_step": 150},
+         "direct": {"steps": 300, "resumed_from_step": 0},
+         "cache_rows": {"vectors": {"computed": 0, "reused": 27189}, "teacher": {"computed": 25148, "reused": 3000}}}
+    text = "\n".join(summary_lines(m))
+    assert "stage A 10.0 (reused from an earlier run)" in text
+    assert "stage B 21.0 (resumed at step 150 of 300)" in text
+    assert "direct finetune" not in text  # trained from scratch: nothing to say
+    assert "encoder vectors 0 computed / 27,189 read from the cache" in text
+    assert "teacher states (text × setting) 25,148 computed" in text
+    assert "Caches" not in "\n".join(summary_lines(METRICS))  # older metrics render as before
+
+
 def test_update_readme_replaces_only_the_block(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# x\nbefore\n<!-- demo:begin -->\nold numbers\n<!-- demo:end -->\nafter\n")

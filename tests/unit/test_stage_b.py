@@ -88,7 +88,11 @@ def test_killed_stage_b_resumes_to_the_same_weights(stage_a, tmp_path):
     assert main(slots_args(stage_a, ref, **over)) == 0
     kill_after_first_checkpoint(slots_args(stage_a, cut, **over), cut)
     assert rows(cut)[-1]["step"] < 40, "the run finished before it could be killed"
+    killed_at = rows(cut)[-1]["step"]
     assert main(slots_args(stage_a, cut, resume="true", **over)) == 0
+    # the summary says where the second run started, so its wall time is not read as a full run's
+    assert json.loads((ref / "summary.json").read_text())["resumed_from_step"] == 0
+    assert 0 < json.loads((cut / "summary.json").read_text())["resumed_from_step"] <= killed_at
     a, b = load_file(str(ref / "llink" / "model.safetensors")), load_file(str(cut / "llink" / "model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:

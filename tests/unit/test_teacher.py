@@ -79,15 +79,20 @@ def test_cache_hits_and_invalidation(tiny_decoder, tmp_path, monkeypatch):
 def test_encoder_cache_serves_subsets(tiny_dirs, tmp_path, monkeypatch):
     from llink.encoders import encode_cached, load_encoder
 
+    from llink.cache import cache_counts, counts_since
+
     monkeypatch.setenv("LLINK_CACHE_DIR", str(tmp_path))
     enc = load_encoder(tiny_dirs["encoder"])
-    full = encode_cached(enc, TEXTS, progress=False)
+    before = cache_counts()
+    full = encode_cached(enc, TEXTS + TEXTS[:1], progress=False)  # a repeated text is one row
+    assert counts_since(before)["vectors"] == {"computed": 4, "reused": 0}
     calls = []
     real = enc.encode
     enc.encode = lambda texts, **kw: calls.append(list(texts)) or real(texts, **kw)
-    np.testing.assert_array_equal(encode_cached(enc, TEXTS[::-1], progress=False), full[::-1])
+    np.testing.assert_array_equal(encode_cached(enc, TEXTS[::-1], progress=False), full[3::-1])
     encode_cached(enc, TEXTS + ["Another one."], progress=False)
     assert calls == [["Another one."]]
+    assert counts_since(before)["vectors"] == {"computed": 5, "reused": 8}
 
 
 def test_parse_teacher():

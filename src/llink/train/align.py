@@ -204,6 +204,7 @@ class AlignRecipe:
         bar = tqdm(total=self.total_steps, initial=self.step, desc="stage A", unit="step", disable=not (cfg.progress and acc.is_main_process))
         self.projector.train()
         t0, last = time.time(), {}
+        self.resumed_from_step = self.step  # this run's wall time covers only the steps from here
         while self.step < self.total_steps:
             epoch, within = divmod(self.step, self.steps_per_epoch)
             # The permutation depends only on (seed, epoch): a resumed run sees the same batches.
@@ -321,8 +322,8 @@ def align(
     final = recipe.train()
     art = recipe.save()
     if recipe.acc.is_main_process:
-        summary = {"artifact": str(art), "steps": recipe.total_steps, "train_pairs": len(recipe.train_t.x),
-                   "cache_seconds": round(recipe.cache_seconds, 1), "train_seconds": round(recipe.train_seconds, 1), **final}
+        summary = {"artifact": str(art), "steps": recipe.total_steps, "resumed_from_step": recipe.resumed_from_step,
+                   "train_pairs": len(recipe.train_t.x), "cache_seconds": round(recipe.cache_seconds, 1), "train_seconds": round(recipe.train_seconds, 1), **final}
         (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
 

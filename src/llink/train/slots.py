@@ -305,6 +305,7 @@ class SlotsRecipe:
         if self.model is not None:
             self.model.train()
         t0, last = time.time(), {}
+        self.resumed_from_step = self.step
         with self.decoder.adapter(self.adapter):
             while self.step < self.total_steps:
                 epoch, within = divmod(self.step, self.per_epoch)
@@ -388,7 +389,8 @@ def run_recipe(cfg, mode: str, encoder=None, decoder=None) -> dict:
         tasks: dict[str, int] = {}
         for e in recipe.examples:
             tasks[e.task] = tasks.get(e.task, 0) + 1
-        summary = {"artifact": str(art), "mode": mode, "steps": recipe.total_steps, "examples": len(recipe.examples), "tasks": tasks,
+        summary = {"artifact": str(art), "mode": mode, "steps": recipe.total_steps, "resumed_from_step": recipe.resumed_from_step,
+                   "examples": len(recipe.examples), "tasks": tasks,
                    "examples_seen": recipe.total_steps * cfg.batch_size, "data_seconds": round(recipe.data_seconds, 1),
                    "train_seconds": round(recipe.train_seconds, 1), "usage": usage}
         if getattr(recipe, "expander_r2", None) is not None:
