@@ -42,6 +42,23 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:20]
 
 
+def tensors_fingerprint(path: str | Path) -> str:
+    """sha256 over a safetensors file's tensors (name, dtype, shape, bytes; in name order).
+
+    Not the file's bytes: safetensors writes its metadata map in hash order, which changes from one
+    save to the next, so the same weights saved twice could hash differently."""
+    import torch
+    from safetensors import safe_open
+
+    h = hashlib.sha256()
+    with safe_open(str(path), framework="pt") as f:
+        for name in sorted(f.keys()):
+            t = f.get_tensor(name).contiguous()
+            h.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call write(tmp_path) then rename onto path, so readers never see a half-written file."""
     path = Path(path)

@@ -101,6 +101,34 @@ def test_killed_stage_b_resumes_to_the_same_weights(stage_a, tmp_path):
     assert rows(cut)[-1] == rows(ref)[-1]
 
 
+def test_a_resaved_stage_a_artifact_is_the_same_input(stage_a, tmp_path):
+    """Stage B keys its checkpoint by the Stage A weights, not the file's bytes: safetensors writes
+    its metadata in hash order, so the same weights saved again (as a rerun demo does) can differ
+    byte for byte, and a resumable run would be thrown away."""
+    import shutil
+
+    from llink.cache import tensors_fingerprint
+    from llink.model import LLINK, WEIGHTS
+
+    art = tmp_path / "a"
+    shutil.copytree(stage_a["artifact"], art)
+    out = tmp_path / "b"
+    assert main(slots_args({**stage_a, "artifact": art}, out, steps=3, eval_every=3)) == 0
+    prints = {tensors_fingerprint(art / WEIGHTS)}
+    for _ in range(5):  # each save has even odds of reordering the metadata
+        LLINK.from_pretrained(art).save_pretrained(art)
+        prints.add(tensors_fingerprint(art / WEIGHTS))
+        assert main(slots_args({**stage_a, "artifact": art}, out, steps=3, eval_every=3, resume="true")) == 0
+        assert json.loads((out / "summary.json").read_text())["resumed_from_step"] == 3
+    assert len(prints) == 1
+
+    with torch.no_grad():  # and different weights are a different input
+        m = LLINK.from_pretrained(art)
+        m.projector.net[0].bias.add_(1e-3)
+        m.save_pretrained(art)
+    assert tensors_fingerprint(art / WEIGHTS) not in prints
+
+
 def test_from_must_be_a_stage_a_artifact(stage_a, tmp_path, capsys):
     assert main(slots_args(stage_a, tmp_path / "b", steps=3, eval_every=3)) == 0
     assert main(slots_args(stage_a, tmp_path / "c", steps=3, eval_every=3, from_stage_a=tmp_path / "b" / "llink")) == 2

@@ -115,14 +115,13 @@ class SlotsRecipe:
             if not self.examples:
                 raise LlinkError(f"no training example has an answer of <= {cfg.max_answer_tokens} tokens")
         rows = [(e.src, e.instruction, e.answer) for e in self.examples]
-        from ..cache import file_fingerprint, key_of
+        from ..cache import key_of, tensors_fingerprint
 
         self.inputs = {"examples": key_of(rows=rows)}
         if self.mode == "llink":
-
             from ..model import WEIGHTS
 
-            self.inputs["stage_a"] = file_fingerprint(Path(cfg.from_stage_a) / WEIGHTS)
+            self.inputs["stage_a"] = tensors_fingerprint(Path(cfg.from_stage_a) / WEIGHTS)
         self.train_enc = [self.builder.chat(i, passage((s, i, a)), a) for s, i, a in rows]
         self.dev_enc = [self.builder.chat(i, passage((s, i, a)), a) for s, i, a in self.dev]
         if self.mode == "llink":
