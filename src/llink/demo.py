@@ -2,7 +2,9 @@
 
 corpus stats, token inflation, the teacher sweep (small grid), Stage A (recipes/cpu.yaml),
 retrieval on test against the reference systems, Stage B (recipes/cpu_slots.yaml), the direct
-finetune baseline on the same examples, and generation on test with the shuffled-slot control.
+finetune baseline on the same examples, generation on test with the shuffled-slot control, and
+numeric fidelity on the dev texts that have numbers (test has none). The Stage A recipe names the
+models (bundled by default).
 Every stage records its wall time; caches and checkpoints make a second run fast and an
 interrupted one resume.
 """
@@ -19,17 +21,33 @@ from .errors import LlinkError
 
 SIZES = {
     # smoke: every stage for a few steps, to check the pipeline end to end in minutes (numbers meaningless)
-    "smoke": {"sweep_layers": "4,final", "sweep_train": 500, "sweep_steps": 10, "max_train": 2000, "epochs": 1, "b_steps": 3, "n_generate": 16},
-    "small": {"sweep_layers": "0,4,8,16,final", "sweep_train": 3000, "sweep_steps": 100, "max_train": None, "epochs": 20, "b_steps": None, "n_generate": None},
+    "smoke": {"sweep_layers": "4,final", "sweep_train": 500, "sweep_steps": 10, "max_train": 2000, "epochs": 1, "b_steps": 3, "n_generate": 16, "n_numbers": 8},
+    "small": {"sweep_layers": "0,4,8,16,final", "sweep_train": 3000, "sweep_steps": 100, "max_train": None, "epochs": 20, "b_steps": None, "n_generate": None, "n_numbers": 48},
     "full": {"sweep_layers": "0,2,4,6,8,12,16,20,24,28,30,final", "sweep_train": 6000, "sweep_steps": 150, "max_train": None, "epochs": 40,
-             "b_steps": 600, "n_generate": 1000},
+             "b_steps": 600, "n_generate": 1000, "n_numbers": 1000},
 }
 
 
 def _recipe(path: Path) -> dict:
     if not path.is_file():
         raise LlinkError(f"recipe {path} not found")
-    return yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise LlinkError(f"recipe {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise LlinkError(f"recipe {path} must be a mapping of option: value, got {type(data).__name__}")
+    return data
+
+
+def scaled_layers(layers: str, num_layers: int, reference: int = 30) -> str:
+    """The plans name layers of the bundled 30-layer decoder; another decoder gets the same
+    relative depths (layer 8 of 30 is layer 4 of 16), so a sweep never asks for a layer it lacks."""
+    out = []
+    for part in layers.split(","):
+        part = part.strip()
+        out.append(part if part == "final" else str(min(num_layers, round(int(part) * num_layers / reference))))
+    return ",".join(dict.fromkeys(out))
 
 
 def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path("recipes/cpu.yaml"),
@@ -41,7 +59,8 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         size: 'small' (CPU scale), 'full' (longer sweep and training: for a GPU or a patient user), or
             'smoke' (every stage for a few steps: checks the pipeline in minutes; its numbers mean nothing).
         out: output directory (Stage B artifact in out/llink, report.md, metrics.json, plots).
-        recipe: Stage A recipe whose settings the demo uses.
+        recipe: Stage A recipe whose settings the demo uses, its encoder, decoder and language included
+            (the bundled models and Khmer when it names none).
         slots_recipe: Stage B recipe (also sets the direct finetune's budget: same steps and examples).
         base: also score the base decoder reading raw Khmer in retrieval (about 4 minutes cold).
         direct: train and evaluate the direct-finetune baseline (the slowest stage on a CPU).
@@ -50,23 +69,28 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
             run's summary table, with its Stage B curve copied to docs/demo_stage_b.png beside it
             (`make demo` passes the repository's README).
     """
-    from .data import corpus_stats, load_split
+    from .data import corpus_stats, load_pairs, load_split
     from .decoders import load_decoder
     from .encoders import load_encoder
     from .eval.cli import print_retrieval, retrieval_report
     from .eval.plots import rank_histogram
     from .eval.tokens import inflation
     from .model import LLINK
-    from .teacher_cli import teacher_sweep
+    from .teacher_cli import run_sweep
     from .train.align import AlignConfig, AlignRecipe
 
     if size not in SIZES:
         raise LlinkError(f"--size must be one of {sorted(SIZES)}, got {size!r}")
     plan, out = SIZES[size], Path(out)
+    # Read both recipes before anything runs: a typo should not surface after an hour of training.
+    settings = {k: v for k, v in _recipe(Path(recipe)).items() if k in AlignConfig.__dataclass_fields__}
+    stage_b = _recipe(Path(slots_recipe))
+    defaults = AlignConfig.__dataclass_fields__
+    names = {k: settings.get(k, defaults[k].default) for k in ("encoder", "decoder", "lang")}
     if readme:
         _readme_block(Path(readme))  # a bad --readme fails now, not after an hour and a half of training
     out.mkdir(parents=True, exist_ok=True)
-    timings, metrics, started = {}, {"size": size}, time.time()
+    timings, metrics, started = {}, {"size": size, "models": names}, time.time()
     from .cache import cache_counts, counts_since
 
     counts_before = cache_counts()
@@ -80,25 +104,26 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         print(f"   {name}: {timings[name]} s", flush=True)
 
     stage("load models")
-    enc, dec = load_encoder(), load_decoder()
+    # The recipe's models everywhere: the sweep, both stages and the baselines share these two.
+    enc, dec = load_encoder(names["encoder"]), load_decoder(names["decoder"])
     done("load models")
 
     stage("corpus")
-    metrics["corpus"] = corpus_stats()
-    test = load_split("test")
-    metrics["tokens"] = inflation(dec.tokenizer, [p.src for p in test], [p.en for p in test], 8)
+    lang = names["lang"]
+    metrics["corpus"] = corpus_stats(lang)
+    test = load_split("test", lang)
+    metrics["tokens"] = inflation(dec.tokenizer, [p.src for p in test], [p.en for p in test], settings.get("k", defaults["k"].default))
     print(f"   train {metrics['corpus']['train']['pairs']}, dev {metrics['corpus']['dev']['pairs']}, test {metrics['corpus']['test']['pairs']} pairs; "
           f"Khmer costs {metrics['tokens']['ratio']}x the English tokens")
     done("corpus")
 
     stage("teacher sweep")
-    teacher_sweep(layers=plan["sweep_layers"], train_pairs=plan["sweep_train"], steps=plan["sweep_steps"], out=out / "sweep")
-    sweep = json.loads((out / "sweep" / "sweep.json").read_text())
-    metrics["sweep"] = sweep
+    metrics["sweep"] = run_sweep(enc, dec, scaled_layers(plan["sweep_layers"], dec.num_layers), "placeholder,mean", "none,zscore",
+                                 lang=lang, train_data=settings.get("train_data"), dev_data=settings.get("dev_data"),
+                                 train_pairs=plan["sweep_train"], steps=plan["sweep_steps"], out=out / "sweep")
     done("teacher sweep")
 
     stage("stage A")
-    settings = {k: v for k, v in _recipe(Path(recipe)).items() if k in AlignConfig.__dataclass_fields__}
     settings.update(out=out / "align", resume=True, epochs=plan["epochs"], max_train=plan["max_train"])
     rec = _resume_or_restart(lambda: AlignRecipe(AlignConfig(**settings)).setup(encoder=enc, decoder=dec))
     rec.train()
@@ -118,11 +143,12 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
 
     from .train.slots import DirectConfig, SlotsConfig, run_recipe
 
-    stage_b = {k: v for k, v in _recipe(Path(slots_recipe)).items()}
     if plan["b_steps"]:
         stage_b.update(steps=plan["b_steps"], eval_every=min(plan["b_steps"], stage_b.get("eval_every", 50)))
     n_generate = plan["n_generate"] or n_generate
     stage("stage B")
+    stage_b.setdefault("lang", lang)
+    stage_b.setdefault("decoder", names["decoder"])  # the direct finetune's; Stage B takes its models from the Stage A artifact
     b_cfg = SlotsConfig(**{k: v for k, v in stage_b.items() if k in SlotsConfig.__dataclass_fields__}, from_stage_a=art,
                         out=out / "slots", resume=True)
     metrics["stage_b"] = _resume_or_restart(lambda: run_recipe(b_cfg, "llink", encoder=enc, decoder=dec))
@@ -157,6 +183,10 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     print_generation(gen)
     done("generation (test)")
 
+    stage("numbers (dev)")
+    metrics["numbers_dev"] = _numbers(systems, load_pairs("dev", lang, settings.get("dev_data")), plan["n_numbers"], out / "outputs_numbers.jsonl")
+    done("numbers (dev)")
+
     stage("judge")
     from .eval.judge import ReferenceJudge, pairwise
     from .eval.plots import win_tie_loss
@@ -188,6 +218,27 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     print("\n".join(f"{k:<20}{v:>8} s" for k, v in timings.items()))
     print(f"{'total':<20}{metrics['total_s']:>8} s")
     print(f"report: {out / 'report.md'}; model: {out / 'llink'} (try: llink generate --model {out / 'llink'} --text '...')")
+
+
+def _numbers(systems, dev, n: int, path: Path) -> dict:
+    """Numeric fidelity where there are numbers to keep. The test split has none by construction
+    (no digits on its Khmer side: no lexical shortcuts), so this runs on a fixed sample of the dev
+    texts whose source and reference share a number, translation only."""
+    from .eval.generate import NUMBER, TRANSLATE, numeric_fidelity, source_numbers
+    from .train.align import subsample
+
+    # <= 20 English words: a 32-token answer can hold the whole sentence, so a number late in it
+    # is not lost to the length cap
+    eligible = [p for p in dev if set(source_numbers(p.src)) & set(NUMBER.findall(p.en)) and len(p.en.split()) <= 20]
+    sample = subsample(eligible, n, 17)
+    srcs, refs = [p.src for p in sample], [p.en for p in sample]
+    res, rows = {"pairs": len(sample), "eligible": len(eligible), "systems": {}}, []
+    for sys_ in systems:
+        outs = sys_.answer(srcs, TRANSLATE)
+        res["systems"][sys_.name] = numeric_fidelity(srcs, outs, refs)
+        rows += [{"system": sys_.name, "src": s, "reference": r, "output": o} for s, r, o in zip(srcs, refs, outs)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return res
 
 
 def _resume_or_restart(run):
@@ -233,9 +284,11 @@ def _mean_offdiag_cos(slots) -> float:
 
 def write_report(m: dict, out: Path) -> Path:
     res, tok, sweep = m["retrieval"], m["tokens"], m["sweep"]
-    lines = ["# LLINK demo report", "", f"Size `{m['size']}`, bundled models (multilingual-e5-small → SmolLM2-135M-Instruct).", ""]
+    lines = ["# LLINK demo report", "", f"Size `{m['size']}`, {models_line(m)}.", ""]
     lines += ["## Summary", ""] + summary_lines(m) + [""]
-    lines += ["## Retrieval in decoder space (test, 1,024 Firefox pairs)", "",
+    names = m.get("models") or {}
+    n_test = (m.get("corpus") or {}).get("test", {}).get("pairs")
+    lines += [f"## Retrieval in decoder space (test, {f'{n_test:,} ' if n_test else ''}pairs)", "",
               "| system | dir | R@1 | R@5 | R@10 | MRR | mean rank |", "|---|---|---|---|---|---|---|"]
     for name in ("llink", "encoder_ceiling", "base", "random"):
         if name in res:
@@ -251,10 +304,12 @@ def write_report(m: dict, out: Path) -> Path:
     lines += ["", f"Best probe on dev: `{sweep['best']}`. The recipe's teacher (`{res['teacher']}`) was chosen from "
               "full-length dev runs of the top probes (see the comment in recipes/cpu.yaml); short probes within ~0.02 "
               "of each other are within dev noise.", "", "![sweep](sweep/sweep.png)", ""]
-    lines += ["## Token inflation (test, SmolLM2 tokenizer)", "", "| | mean | median |", "|---|---|---|",
-              f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| Khmer | {tok['km_mean']} | {tok['km_median']} |",
+    source = "Khmer" if names.get("lang", "km") == "km" else f"source ({names['lang']})"
+    lines += [f"## Token inflation (test, the decoder's tokenizer: `{names.get('decoder', 'smollm2-135m')}`)", "",
+              "| | mean | median |", "|---|---|---|",
+              f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| {source} | {tok['km_mean']} | {tok['km_median']} |",
               f"| LLINK slots | {tok['slots']} | {tok['slots']} |", "",
-              f"Khmer/English {tok['ratio']}×; paper (Llama-3.2 tokenizer): 104 vs 16 tokens.", ""]
+              f"{source}/English {tok['ratio']}×; paper (Khmer, Llama-3.2 tokenizer): 104 vs 16 tokens.", ""]
     if "prompt_tokens" in m:
         pt = m["prompt_tokens"]
         lines += [f"Whole translate prompt (chat template included): base {pt['base']} tokens, LLINK {pt['llink']}.", ""]
@@ -288,6 +343,16 @@ def write_report(m: dict, out: Path) -> Path:
             lines += ["", "Paper (LLM judge, Llama-3.2-1B): ~81% preference over the base model, ~64% over direct finetuning. "
                       "Ours is an offline reference-based judge, not an LLM: `llink eval judge --judge endpoint` runs the paper's protocol "
                       "against any OpenAI-compatible model.", "", "![judge](judge.png)", ""]
+        if m.get("numbers_dev", {}).get("pairs"):
+            nd = m["numbers_dev"]
+            lines += [f"### Numbers (dev: {nd['pairs']} of the {nd['eligible']} texts of ≤ 20 English words whose source and reference share a number)", "",
+                      "| system | numbers | kept | rate |", "|---|---|---|---|"]
+            for name, r in nd["systems"].items():
+                rate = "-" if r["rate"] is None else f"{r['rate']:.2f}"
+                lines.append(f"| {name} | {r['numbers']} | {r['kept']} | {rate} |")
+            lines += ["", "The test split has no digits on its Khmer side (no lexical shortcuts), so its numbers-kept column is "
+                      "empty; these dev texts (LibreOffice help, the training domain) ask whether a number survives the slots. "
+                      "Outputs in `outputs_numbers.jsonl`.", ""]
         if "slot_norms" in m:
             n = m["slot_norms"]
             lines += [f"Slot norms: mean {n['slot_norm_mean']} (sd {n['slot_norm_std']}) vs median embedding norm "
@@ -320,6 +385,16 @@ def write_report(m: dict, out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def models_line(m: dict) -> str:
+    names = m.get("models") or {}
+    enc, dec = names.get("encoder", "e5-small"), names.get("decoder", "smollm2-135m")
+    if (enc, dec) == ("e5-small", "smollm2-135m"):
+        text = "bundled models (multilingual-e5-small → SmolLM2-135M-Instruct)"
+    else:
+        text = f"encoder `{enc}` → decoder `{dec}`"
+    return text + ("" if names.get("lang", "km") == "km" else f", language `{names['lang']}`")
 
 
 def _worst(rows: list[dict], system: str, n: int) -> list[str]:
@@ -395,7 +470,7 @@ def update_readme(m: dict, out: Path, readme: Path) -> None:
     if (out / "slots" / "curve.png").exists():
         shutil.copy2(out / "slots" / "curve.png", plot)
     block = [f"{BEGIN} (written by `make demo` from {out / 'metrics.json'}; do not edit by hand) -->",
-             f"Size `{m['size']}`, this machine.", ""] + summary_lines(m) + ["", "![Stage B curve from the demo](docs/demo_stage_b.png)", END]
+             f"Size `{m['size']}`, {models_line(m)}, this machine.", ""] + summary_lines(m) + ["", "![Stage B curve from the demo](docs/demo_stage_b.png)", END]
     readme.write_text(head + "\n".join(block) + tail, encoding="utf-8")
     print(f"README summary updated: {readme}")
 

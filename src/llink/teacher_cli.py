@@ -133,16 +133,37 @@ def teacher_sweep(
     """
     import json as jsonlib
 
-    from .data import load_pairs
     from .decoders import load_decoder
-    from .encoders import encode_cached, load_encoder
+    from .encoders import load_encoder
+
+    dec, enc = load_decoder(decoder), load_encoder(encoder)
+    result = run_sweep(enc, dec, layers, poolings, norms, lang=lang, train_data=train_data, dev_data=dev_data,
+                       train_pairs=train_pairs, dev_pairs=dev_pairs, steps=steps, batch_size=batch_size, seed=seed, out=out)
+    rows, best, out = result["rows"], next(r for r in result["rows"] if r["name"] == result["best"]), Path(out)
+    if json:
+        return print(jsonlib.dumps(result, indent=2))
+    print(f"{'teacher':<46}{'mean cos':>9}{'dev R@1':>9}{'dev MRR':>9}{'en→km R@1':>11}")
+    for r in rows:
+        mark = "  <- best" if r["name"] == best["name"] else ""
+        print(f"{r['name']:<46}{r['teacher_mean_cos']:>9.3f}{r['dev_r1']:>9.3f}{r['dev_mrr']:>9.3f}{r['dev_r1_en2km']:>11.3f}{mark}")
+    print(f"best on dev: {best['name']}  (written {out / 'sweep.json'}, {out / 'sweep.png'})")
+
+
+def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km", train_data: Path | None = None,
+              dev_data: Path | None = None, train_pairs: int = 4000, dev_pairs: int = 1000, steps: int = 100,
+              batch_size: int = 256, seed: int = 17, out: Path = Path("runs/sweep")) -> dict:
+    """The sweep on already-loaded models (`llink teacher sweep` and the demo share it):
+    writes out/sweep.json and out/sweep.png and returns the result."""
+    import json as jsonlib
+
+    from .data import load_pairs
+    from .encoders import encode_cached
     from .eval.plots import sweep_plot
     from .prompts import PromptBuilder
     from .teacher import PRESETS, POOLINGS, NORMS, TeacherSpec, TeacherStats, cached_states, normalise
     from .train.align import PairTensors, subsample
     from .train.common import duplicate_groups
 
-    dec, enc = load_decoder(decoder), load_encoder(encoder)
     layer_list = _parse_layers(layers, dec.num_layers)
     pool_list = [p.strip() for p in poolings.split(",")]
     norm_list = [n.strip() for n in norms.split(",")]
@@ -186,10 +207,4 @@ def teacher_sweep(
               "cache_seconds": round(cache_s, 1), "seconds": round(time.time() - t0, 1)}
     (out / "sweep.json").write_text(jsonlib.dumps(result, indent=2))
     sweep_plot(rows, out / "sweep.png")
-    if json:
-        return print(jsonlib.dumps(result, indent=2))
-    print(f"{'teacher':<46}{'mean cos':>9}{'dev R@1':>9}{'dev MRR':>9}{'en→km R@1':>11}")
-    for r in rows:
-        mark = "  <- best" if r["name"] == best["name"] else ""
-        print(f"{r['name']:<46}{r['teacher_mean_cos']:>9.3f}{r['dev_r1']:>9.3f}{r['dev_mrr']:>9.3f}{r['dev_r1_en2km']:>11.3f}{mark}")
-    print(f"best on dev: {best['name']}  (written {out / 'sweep.json'}, {out / 'sweep.png'})")
+    return result

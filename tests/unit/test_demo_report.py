@@ -75,3 +75,21 @@ def test_demo_checks_the_readme_before_running(tmp_path):
     with pytest.raises(LlinkError, match="demo:begin"):
         demo(size="smoke", out=tmp_path / "run", readme=readme)
     assert not (tmp_path / "run").exists()  # nothing ran
+
+
+def test_numbers_diagnostic_samples_dev_texts_that_share_a_number_with_their_reference(tmp_path):
+    from llink.data.io import Pair
+    from llink.demo import _numbers
+    from llink.eval.generate import System
+
+    dev = [Pair("ចុច ៣ ដង", "Click 3 times"), Pair("ទំព័រទី ១", "The first page"), Pair("គ្មាន​លេខ", "No number"),
+           Pair("ជ្រើស ២០ ជួរ", "Select 20 rows"), Pair("៥ " + "ពាក្យ " * 30, "5 " + "word " * 30)]
+    refs = {p.src: p.en for p in dev}
+    echo = System("echo", lambda srcs, instr: [refs[s] for s in srcs])
+    mute = System("mute", lambda srcs, instr: ["nothing" for _ in srcs])
+    res = _numbers([echo, mute], dev, 10, tmp_path / "numbers.jsonl")
+    # only "3" and "20" qualify: "first page" drops its 1, "No number" has none, the 31-word one is too long
+    assert (res["pairs"], res["eligible"]) == (2, 2)
+    assert res["systems"]["echo"] == {"texts_with_numbers": 2, "numbers": 2, "kept": 2, "rate": 1.0}
+    assert res["systems"]["mute"]["rate"] == 0.0
+    assert len((tmp_path / "numbers.jsonl").read_text().splitlines()) == 4

@@ -44,3 +44,12 @@ def test_numeric_fidelity_maps_khmer_digits():
     res = numeric_fidelity(["ទំហំ ៣០ MW", "គ្មាន​លេខ", "12 និង 7.5"], ["30 MW", "none", "12 and 7"])
     assert res == {"texts_with_numbers": 2, "numbers": 3, "kept": 2, "rate": round(2 / 3, 4)}
     assert numeric_fidelity(["no digits"], ["x"])["rate"] is None
+
+
+def test_numeric_fidelity_with_references_counts_only_the_numbers_the_reference_keeps():
+    # "ទំព័រទី ១" is "the first page": the 1 is not expected in the answer, the 30 is
+    srcs = ["ទំព័រទី ១ មាន ៣០ ជួរ"]
+    res = numeric_fidelity(srcs, ["The first page has 30 rows"], ["On the first page there are 30 rows"])
+    assert (res["numbers"], res["kept"], res["rate"]) == (1, 1, 1.0)
+    assert numeric_fidelity(srcs, ["The first page has 30 rows"])["numbers"] == 2
+    assert numeric_fidelity(srcs, ["Three rows"], ["On the first page there are 30 rows"])["rate"] == 0.0

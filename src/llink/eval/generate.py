@@ -66,11 +66,20 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _KHMER_DIGITS = str.maketrans("០១២៣៤៥៦៧៨៩", "0123456789")
 
 
-def numeric_fidelity(sources: Sequence[str], outputs: Sequence[str]) -> dict:
-    """Numbers in the source (Khmer digits mapped to ASCII) that appear in the answer."""
+def source_numbers(text: str) -> list[str]:
+    """The numbers a source text contains, Khmer digits mapped to ASCII."""
+    return NUMBER.findall(text.translate(_KHMER_DIGITS))
+
+
+def numeric_fidelity(sources: Sequence[str], outputs: Sequence[str], references: Sequence[str] | None = None) -> dict:
+    """Numbers in the source (Khmer digits mapped to ASCII) that appear in the answer. With
+    references, only the numbers the reference also has count: "page ១" may rightly become "first page"."""
     total = kept = texts = 0
-    for s, o in zip(sources, outputs):
-        nums = NUMBER.findall(s.translate(_KHMER_DIGITS))
+    for i, (s, o) in enumerate(zip(sources, outputs)):
+        nums = source_numbers(s)
+        if references is not None:
+            in_ref = set(NUMBER.findall(references[i]))
+            nums = [n for n in nums if n in in_ref]
         if not nums:
             continue
         texts += 1
