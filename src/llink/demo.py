@@ -83,9 +83,9 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         raise LlinkError(f"--size must be one of {sorted(SIZES)}, got {size!r}")
     plan, out = SIZES[size], Path(out)
     # Read both recipes before anything runs: a typo should not surface after an hour of training.
-    settings = {k: v for k, v in _recipe(Path(recipe)).items() if k in AlignConfig.__dataclass_fields__}
-    stage_b = _recipe(Path(slots_recipe))
     defaults = AlignConfig.__dataclass_fields__
+    settings = {k: v for k, v in _recipe(Path(recipe)).items() if k in defaults}
+    stage_b = _recipe(Path(slots_recipe))
     names = {k: settings.get(k, defaults[k].default) for k in ("encoder", "decoder", "lang")}
     if readme:
         _readme_block(Path(readme))  # a bad --readme fails now, not after an hour and a half of training
@@ -220,20 +220,25 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     print(f"report: {out / 'report.md'}; model: {out / 'llink'} (try: llink generate --model {out / 'llink'} --text '...')")
 
 
+# a 32-token answer holds a sentence of up to this many English words, so a number late in it is
+# not lost to the length cap
+NUMBERS_MAX_WORDS = 20
+
+
 def _numbers(systems, dev, n: int, path: Path) -> dict:
     """Numeric fidelity where there are numbers to keep. The test split has none by construction
     (no digits on its Khmer side: no lexical shortcuts), so this runs on a fixed sample of the dev
     texts whose source and reference share a number, translation only."""
+    from tqdm.auto import tqdm
+
     from .eval.generate import NUMBER, TRANSLATE, numeric_fidelity, source_numbers
     from .train.align import subsample
 
-    # <= 20 English words: a 32-token answer can hold the whole sentence, so a number late in it
-    # is not lost to the length cap
-    eligible = [p for p in dev if set(source_numbers(p.src)) & set(NUMBER.findall(p.en)) and len(p.en.split()) <= 20]
+    eligible = [p for p in dev if set(source_numbers(p.src)) & set(NUMBER.findall(p.en)) and len(p.en.split()) <= NUMBERS_MAX_WORDS]
     sample = subsample(eligible, n, 17)
     srcs, refs = [p.src for p in sample], [p.en for p in sample]
-    res, rows = {"pairs": len(sample), "eligible": len(eligible), "systems": {}}, []
-    for sys_ in systems:
+    res, rows = {"pairs": len(sample), "eligible": len(eligible), "max_words": NUMBERS_MAX_WORDS, "systems": {}}, []
+    for sys_ in tqdm(systems, desc="numbers", unit="system"):
         outs = sys_.answer(srcs, TRANSLATE)
         res["systems"][sys_.name] = numeric_fidelity(srcs, outs, refs)
         rows += [{"system": sys_.name, "src": s, "reference": r, "output": o} for s, r, o in zip(srcs, refs, outs)]
@@ -304,8 +309,10 @@ def write_report(m: dict, out: Path) -> Path:
     lines += ["", f"Best probe on dev: `{sweep['best']}`. The recipe's teacher (`{res['teacher']}`) was chosen from "
               "full-length dev runs of the top probes (see the comment in recipes/cpu.yaml); short probes within ~0.02 "
               "of each other are within dev noise.", "", "![sweep](sweep/sweep.png)", ""]
+    from .decoders import BUNDLED_DECODER
+
     source = "Khmer" if names.get("lang", "km") == "km" else f"source ({names['lang']})"
-    lines += [f"## Token inflation (test, the decoder's tokenizer: `{names.get('decoder', 'smollm2-135m')}`)", "",
+    lines += [f"## Token inflation (test, the decoder's tokenizer: `{names.get('decoder', BUNDLED_DECODER)}`)", "",
               "| | mean | median |", "|---|---|---|",
               f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| {source} | {tok['km_mean']} | {tok['km_median']} |",
               f"| LLINK slots | {tok['slots']} | {tok['slots']} |", "",
@@ -345,7 +352,7 @@ def write_report(m: dict, out: Path) -> Path:
                       "against any OpenAI-compatible model.", "", "![judge](judge.png)", ""]
         if m.get("numbers_dev", {}).get("pairs"):
             nd = m["numbers_dev"]
-            lines += [f"### Numbers (dev: {nd['pairs']} of the {nd['eligible']} texts of ≤ 20 English words whose source and reference share a number)", "",
+            lines += [f"### Numbers (dev: {nd['pairs']} of the {nd['eligible']} texts of ≤ {nd.get('max_words', NUMBERS_MAX_WORDS)} English words whose source and reference share a number)", "",
                       "| system | numbers | kept | rate |", "|---|---|---|---|"]
             for name, r in nd["systems"].items():
                 rate = "-" if r["rate"] is None else f"{r['rate']:.2f}"
@@ -388,9 +395,12 @@ def write_report(m: dict, out: Path) -> Path:
 
 
 def models_line(m: dict) -> str:
+    from .decoders import BUNDLED_DECODER
+    from .encoders import BUNDLED_ENCODER
+
     names = m.get("models") or {}
-    enc, dec = names.get("encoder", "e5-small"), names.get("decoder", "smollm2-135m")
-    if (enc, dec) == ("e5-small", "smollm2-135m"):
+    enc, dec = names.get("encoder", BUNDLED_ENCODER), names.get("decoder", BUNDLED_DECODER)
+    if (enc, dec) == (BUNDLED_ENCODER, BUNDLED_DECODER):
         text = "bundled models (multilingual-e5-small → SmolLM2-135M-Instruct)"
     else:
         text = f"encoder `{enc}` → decoder `{dec}`"
