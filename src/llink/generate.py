@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from .errors import LlinkError
 from .prompts import Encoded, pad_batch
@@ -39,6 +40,14 @@ class _Callback:
         text = self.tok.decode(self.ids, skip_special_tokens=True)
         if len(text) > len(self.sent):
             self.fn(text[len(self.sent) :])
+
+
+class _Stop(StoppingCriteria):
+    def __init__(self, fn: Callable[[], bool]):
+        self.fn = fn
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), bool(self.fn()), dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass
@@ -82,6 +91,8 @@ def generate(
     stream: Callable[[str], None] | None = None,
     progress: bool = False,
     prefix: PrefixKV | None = None,
+    stop: Callable[[], bool] | None = None,
+    counts: list[int] | None = None,
 ) -> list[str]:
     """Answers (text after the prompt, up to the end-of-turn) for each prompt.
 
@@ -89,6 +100,10 @@ def generate(
     stream receives the answer piece by piece (one prompt only); progress shows a bar over batches.
     prefix: a cached prompt head, used for batches of one prompt that start with it (a batch of
     left-padded prompts would put the head at different positions).
+    stop: polled after every new token; when it returns True the batch ends there (a server whose
+    clients all went away).
+    counts: if a list is given, it receives each answer's generated-token count (up to, not
+    including, the end-of-turn token): what a server reports as completion tokens.
     """
     if max_new_tokens < 1:
         raise LlinkError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -131,8 +146,13 @@ def generate(
             streamer = _Callback(tok, stream) if stream is not None else None
             # generate() copies nothing: the cache it is given grows, so it gets a copy
             kv = copy.deepcopy(prefix.kv) if prefix is not None and len(chunk) == 1 and prefix.fits(chunk[0]) else None
-            out = model.generate(inputs_embeds=emb, attention_mask=mask, streamer=streamer, past_key_values=kv, **kwargs)
+            criteria = StoppingCriteriaList([_Stop(stop)]) if stop is not None else None
+            out = model.generate(inputs_embeds=emb, attention_mask=mask, streamer=streamer, past_key_values=kv,
+                                 stopping_criteria=criteria, **kwargs)
             outputs.extend(tok.batch_decode(out, skip_special_tokens=True))
+            if counts is not None:
+                stops = torch.isin(out, torch.tensor(list(decoder.stop_ids), device=out.device))
+                counts.extend(int(row.nonzero()[0, 0]) if row.any() else len(row) for row in stops)
             bar.update(len(chunk))
     finally:
         bar.close()

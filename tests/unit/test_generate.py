@@ -59,3 +59,14 @@ def test_prefix_is_skipped_where_it_does_not_fit(setup):
     assert generate(dec, prompts, slots, max_new_tokens=10, prefix=broken) == generate(dec, prompts, slots, max_new_tokens=10)
     with pytest.raises(LlinkError, match="at least one token"):
         PrefixKV.compute(dec, [])
+
+
+def test_counts_and_stop(setup):
+    dec, _, prompts, slots, _ = setup
+    counts: list[int] = []
+    answers = generate(dec, prompts, slots, max_new_tokens=10, counts=counts)
+    assert len(counts) == len(answers) and all(0 <= c <= 10 for c in counts)
+    assert generate(dec, prompts, slots, max_new_tokens=10) == answers  # counting changes nothing
+    polls, stopped = [], []
+    generate(dec, prompts, slots, max_new_tokens=10, stop=lambda: polls.append(1) or len(polls) >= 2, counts=stopped)
+    assert stopped == [min(c, 2) for c in counts]  # the batch ended after its second token

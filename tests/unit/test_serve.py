@@ -275,6 +275,82 @@ def test_concurrent_requests_all_succeed(srv):
     assert get(f"{srv.url}/health")[0] == 200
 
 
+def test_waiting_greedy_requests_are_decoded_as_one_batch(artifact):
+    """Requests queued behind a busy worker share one pass when they ask for the same max_tokens,
+    and get the answers they would have got alone."""
+    from concurrent.futures import CancelledError
+
+    from llink.errors import LlinkError
+    from llink.serve.engine import Cancelled, Engine
+
+    engine = Engine(LLINK.from_pretrained(artifact), cache_size=8, max_batch=3)
+    try:
+        texts = [KM, KM2, "ឯកសារ", "ប៊ូតុង", "ទំព័រ​ដើម", "ការ​កំណត់", "ម៉ឺនុយ"]
+        q = "Translate to English."
+        preps = [engine.submit(engine.prepare, t, q, [], threading.Event()).result() for t in texts]
+        alone = [engine.submit(engine.generate, p, 6, 0.0, 1.0, 0, threading.Event()).result() for p in preps]
+        gate = threading.Event()
+        engine.submit(gate.wait)  # hold the worker so that requests pile up
+        sizes = [6, 6, 3, 6, 6, 6, 6]
+        cancels = [threading.Event() for _ in texts]
+
+        def refuse(prep):
+            raise LlinkError("too long")
+
+        futures = [engine.answer(t, q, [], n, c, refuse if i == 6 else None) for i, (t, n, c) in enumerate(zip(texts, sizes, cancels))]
+        cancels[4].set()  # its client went away while it waited
+        assert futures[5].cancel()  # its client timed out before the model reached it
+        gate.set()
+        with pytest.raises(Cancelled):
+            futures[4].result(60)
+        with pytest.raises(CancelledError):
+            futures[5].result(60)
+        with pytest.raises(LlinkError, match="too long"):
+            futures[6].result(60)
+        got = [f.result(60) for f in futures[:4]]
+        # the oldest (max_tokens 6) goes with the next two that also ask for 6; the 3 waits
+        assert [g[3] for g in got] == [3, 3, 1, 3]
+        # batched answers are the ones each request gets alone, token counts included
+        assert [g[1:3] for i, g in enumerate(got) if i != 2] == [alone[0], alone[1], alone[3]]
+        assert [g[0].prompt.input_ids for g in got] == [p.prompt.input_ids for p in preps[:4]]
+    finally:
+        engine.close()
+
+
+def test_concurrent_greedy_requests_share_a_batch_over_http(artifact):
+    app, ctx = _serve(artifact, limits=LIMITS)
+    with ctx as url:
+        _, _, alone = post(f"{url}/v1/chat/completions", ask(KM2))
+        engine, gate, queued = app.state.engine, threading.Event(), threading.Semaphore(0)
+        answer = engine.answer
+
+        def counted(*args):  # the four requests wait behind the gate before it opens
+            queued.release()
+            return answer(*args)
+
+        engine.submit(gate.wait)
+        engine.answer = counted
+        results: list = [None] * 4
+
+        def worker(i: int) -> None:
+            results[i] = post(f"{url}/v1/chat/completions", ask((KM2, KM)[i % 2]))
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        queued_all = all(queued.acquire(timeout=60) for _ in range(4))
+        gate.set()  # before asserting: the requests would otherwise wait for the gate
+        assert queued_all
+        for t in threads:
+            t.join(120)
+        assert all(r is not None and r[0] == 200 for r in results), results
+        assert [r[1]["x-llink-batch"] for r in results] == ["4"] * 4
+        assert results[0][2]["choices"][0]["message"]["content"] == alone["choices"][0]["message"]["content"]
+        # sampled requests are not batched: no header
+        status, headers, _ = post(f"{url}/v1/chat/completions", ask(KM, temperature=0.7, seed=1))
+        assert status == 200 and "x-llink-batch" not in headers
+
+
 def test_load_generator(srv):
     res = run_load(srv.url, ["ទំព័រ​ដើម", "ការ​កំណត់"], requests=6, concurrency=3, max_tokens=4)
     assert res["failures"] == 0, res["errors"]

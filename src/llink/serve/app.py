@@ -98,7 +98,7 @@ class _Gate:
 def create_app(model, *, name: str = "llink", api_key: str | None = None, limits: Limits = Limits()) -> FastAPI:
     """The server for one loaded LLINK model. One app per model object: the app's worker thread
     must be the only user of the model."""
-    engine = Engine(model, cache_size=limits.cache_size)
+    engine = Engine(model, cache_size=limits.cache_size, max_batch=limits.max_batch)
     names = {name, "llink"}
     created = int(time.time())
 
@@ -144,7 +144,9 @@ def create_app(model, *, name: str = "llink", api_key: str | None = None, limits
 
     async def run(deadline: float, cancel: threading.Event, fn, *args):
         """A job on the model's worker, bounded by the request's deadline (504 past it)."""
-        fut = engine.submit(fn, *args)
+        return await wait(deadline, cancel, engine.submit(fn, *args))
+
+    async def wait(deadline: float, cancel: threading.Event, fut):
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), deadline - time.monotonic())
         except asyncio.TimeoutError:  # an alias of TimeoutError from 3.11
@@ -200,25 +202,35 @@ def create_app(model, *, name: str = "llink", api_key: str | None = None, limits
             raise ApiError(400, f"max_tokens is {max_tokens}; this server allows at most {limits.max_tokens}", "invalid_value", param="max_tokens")
         passage, instruction, history = parse_chat(req.messages, limits.max_passage_chars)
         cancel = threading.Event()
-        prep = await run(deadline, cancel, engine.prepare, passage, instruction, history, cancel)
-        if engine.max_positions and len(prep.prompt) + max_tokens > engine.max_positions:
-            raise ApiError(400, f"the conversation ({len(prep.prompt)} tokens) plus max_tokens ({max_tokens}) exceeds the decoder's "
-                                f"{engine.max_positions} positions", "context_length_exceeded", param="messages")
-        seed = req.seed if req.seed is not None else random.randrange(2**31)
-        args = (prep, max_tokens, req.temperature, req.top_p, seed, cancel)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": name}
-        headers = {"X-LLINK-Slot-Cache": "hit" if prep.cache_hit else "miss"}
 
-        def usage(completion: int) -> dict:
+        def fits(prep) -> None:
+            if engine.max_positions and len(prep.prompt) + max_tokens > engine.max_positions:
+                raise ApiError(400, f"the conversation ({len(prep.prompt)} tokens) plus max_tokens ({max_tokens}) exceeds the decoder's "
+                                    f"{engine.max_positions} positions", "context_length_exceeded", param="messages")
+
+        def usage(prep, completion: int) -> dict:
             return {"prompt_tokens": len(prep.prompt), "completion_tokens": completion, "total_tokens": len(prep.prompt) + completion}
 
         def finish(completion: int) -> str:
             return "length" if completion >= max_tokens else "stop"
 
-        if not req.stream:
-            text, n = await run(deadline, cancel, engine.generate, *args)
+        def respond(prep, text: str, n: int, headers: dict) -> JSONResponse:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish(n), "logprobs": None}
-            return JSONResponse({**head, "object": "chat.completion", "choices": [choice], "usage": usage(n)}, headers=headers)
+            headers = {"X-LLINK-Slot-Cache": "hit" if prep.cache_hit else "miss", **headers}
+            return JSONResponse({**head, "object": "chat.completion", "choices": [choice], "usage": usage(prep, n)}, headers=headers)
+
+        if not req.stream and req.temperature == 0:  # greedy: batched with the other requests waiting for the model
+            prep, text, n, batch = await wait(deadline, cancel, engine.answer(passage, instruction, history, max_tokens, cancel, fits))
+            return respond(prep, text, n, {"X-LLINK-Batch": str(batch)})
+
+        prep = await run(deadline, cancel, engine.prepare, passage, instruction, history, cancel)
+        fits(prep)
+        seed = req.seed if req.seed is not None else random.randrange(2**31)
+        args = (prep, max_tokens, req.temperature, req.top_p, seed, cancel)
+        if not req.stream:
+            return respond(prep, *await run(deadline, cancel, engine.generate, *args), {})
+        headers = {"X-LLINK-Slot-Cache": "hit" if prep.cache_hit else "miss"}
 
         # Streaming: the worker pushes pieces into an asyncio queue from its own thread.
         loop = asyncio.get_running_loop()
@@ -263,7 +275,7 @@ def create_app(model, *, name: str = "llink", api_key: str | None = None, limits
                         n = value[1]
                         yield chunk({}, finish(n))
                         if req.stream_options and req.stream_options.include_usage:
-                            yield event({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage(n)})
+                            yield event({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage(prep, n)})
                         break
                 yield "data: [DONE]\n\n"
             finally:  # finished, timed out or the client went away: stop the worker's job

@@ -11,7 +11,7 @@ from ..errors import LlinkError
 
 def serve(model: Path | None = None, host: str = "127.0.0.1", port: int = 8000, max_passage_chars: int = 2000, max_tokens: int = 256,
           max_request_bytes: int = 65536, timeout_s: float = 60.0, cache_size: int = 256, device: str = "cpu",
-          dtype: str = "auto") -> None:
+          dtype: str = "auto", max_batch: int = 8) -> None:
     """Serve an LLINK artifact over HTTP: OpenAI-compatible /v1/chat/completions and
     /v1/embeddings, /health, /v1/models, and a web page at /.
 
@@ -32,6 +32,9 @@ def serve(model: Path | None = None, host: str = "127.0.0.1", port: int = 8000, 
         device: where the models run (cpu, cuda, cuda:1, mps).
         dtype: decoder weights: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 (on CPUs with
             AVX512-BF16 or AMX it halves a single prompt's prefill), fp16 (GPU).
+        max_batch: greedy, non-streamed requests waiting for the model at the same time (and
+            asking for the same max_tokens) are decoded together, up to this many; 1 turns
+            batching off. Sampled and streamed requests always run one at a time.
     """
     import uvicorn
 
@@ -39,7 +42,7 @@ def serve(model: Path | None = None, host: str = "127.0.0.1", port: int = 8000, 
     from .app import Limits, create_app
 
     limits = Limits(max_passage_chars=max_passage_chars, max_tokens=max_tokens, max_request_bytes=max_request_bytes,
-                    timeout_s=timeout_s, cache_size=cache_size)
+                    timeout_s=timeout_s, cache_size=cache_size, max_batch=max_batch)
     if model is None:
         raise LlinkError("--model is required: an LLINK artifact directory")
     if not 0 < port < 65536:

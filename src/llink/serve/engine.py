@@ -1,9 +1,16 @@
 """The model behind the server: one worker thread owns it, an LRU keeps each passage's slots.
 
 The decoder, its LoRA switch and the tokenizer are not thread-safe, so every use of the model
-(prompt building included) runs as a job on a single-thread executor: requests queue in arrival
+(prompt building included) runs as a job on a single-thread executor: jobs queue in arrival
 order and never overlap. A job that has not started yet can be cancelled (timeouts); a running
 generation stops at its next streamed piece once its cancel event is set.
+
+Greedy, non-streamed answers are batched: each one waits in a list, and the first worker job to
+reach it answers every waiting request with the same max_tokens as one left-padded batch. Requests
+that arrive while the worker is busy therefore share its next pass instead of queueing one by
+one; decoding a few sequences at once costs about what one costs while a small decoder is bound
+by reading its weights. Sampled (seeded) and streamed answers still run alone: a batch would tie
+a request's random draws, or its stream, to its neighbours.
 """
 
 from __future__ import annotations
@@ -32,11 +39,25 @@ class Prepared:
     cache_hit: bool
 
 
+@dataclass
+class _Waiting:
+    passage: str
+    instruction: str
+    history: list
+    max_tokens: int
+    cancel: threading.Event
+    check: Callable[[Prepared], None] | None
+    future: Future  # -> (Prepared, answer, completion tokens, batch size)
+
+
 class Engine:
-    def __init__(self, model, cache_size: int = 256, prefix_cache: bool = True):
+    def __init__(self, model, cache_size: int = 256, prefix_cache: bool = True, max_batch: int = 8):
         self.model = model
         self.k = model.config.prompt_config.k
         self.cache_size = cache_size
+        self.max_batch = max_batch
+        self._waiting: list[_Waiting] = []
+        self._lock = threading.Lock()  # guards _waiting, which request threads append to
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # touched by the worker only
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llink-model")
         # The encoder and decoder load lazily; load them now so the first request does not pay.
@@ -57,6 +78,10 @@ class Engine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:  # their jobs were just cancelled: nothing would ever answer them
+            waiting, self._waiting = self._waiting, []
+        for w in waiting:
+            w.future.cancel()
 
     # -- jobs: these run on the worker thread only ---------------------------------------
     @torch.no_grad()
@@ -87,23 +112,77 @@ class Engine:
 
     def generate(self, prep: Prepared, max_tokens: int, temperature: float, top_p: float, seed: int,
                  cancel: threading.Event, on_text: Callable[[str], None] | None = None) -> tuple[str, int]:
-        """(answer, completion tokens). generate() returns text only, so the count re-tokenises
-        the raw streamed text (capped at max_tokens: garbage bytes can re-tokenise longer)."""
-        raw: list[str] = []
+        """(answer, completion tokens)."""
 
         def piece(text: str) -> None:
             if cancel.is_set():  # raising inside the streamer is the only way to stop generate()
                 raise Cancelled
-            raw.append(text)
             if on_text is not None:
                 on_text(text)
 
         if cancel.is_set():
             raise Cancelled
+        counts: list[int] = []
         with self.model.using_adapter():
-            answer = generate(self.decoder, [prep.prompt], prep.slots, max_new_tokens=max_tokens,
-                              temperature=temperature, top_p=top_p, seed=seed, stream=piece, prefix=self._prefix)[0]
-        return answer, min(self.count_tokens("".join(raw)), max_tokens)
+            answer = generate(self.decoder, [prep.prompt], prep.slots, max_new_tokens=max_tokens, temperature=temperature,
+                              top_p=top_p, seed=seed, stream=piece, prefix=self._prefix, counts=counts)[0]
+        return answer, counts[0]
+
+    def answer(self, passage: str, instruction: str, history: list[tuple[str, str]], max_tokens: int, cancel: threading.Event,
+               check: Callable[[Prepared], None] | None = None) -> Future:
+        """A greedy answer, batched with whatever else is waiting: a future of (Prepared, answer,
+        completion tokens, size of the batch it was decoded in). The prompt is built inside the
+        batch job, so every request queued behind a busy worker joins the same batch; `check`
+        may refuse a prepared prompt (by raising) before anything is decoded."""
+        waiting = _Waiting(passage, instruction, history, max_tokens, cancel, check, Future())
+        with self._lock:
+            self._waiting.append(waiting)
+        self._pool.submit(self._answer_waiting)
+        return waiting.future
+
+    def _answer_waiting(self) -> None:
+        """Worker job: answer the oldest waiting request together with every other waiting one
+        that has the same max_tokens (up to max_batch). Each request submits one of these jobs,
+        so a job that finds its request already answered by an earlier batch has nothing to do."""
+        with self._lock:
+            if not self._waiting:
+                return
+            n = self._waiting[0].max_tokens
+            batch = [w for w in self._waiting if w.max_tokens == n][: self.max_batch]
+            self._waiting = [w for w in self._waiting if not any(w is b for b in batch)]
+        live: list[tuple[_Waiting, Prepared]] = []
+        for w in batch:
+            if not w.future.set_running_or_notify_cancel():  # its client timed out while it waited
+                continue
+            try:
+                prep = self.prepare(w.passage, w.instruction, w.history, w.cancel)  # Cancelled if it went away
+                if w.check is not None:
+                    w.check(prep)
+            except BaseException as e:  # noqa: BLE001 - this request's own error, handed to it
+                w.future.set_exception(e)
+                continue
+            live.append((w, prep))
+        if not live:
+            return
+        try:
+            if len(live) == 1:  # alone: the single-prompt path, with the shared prefix KV
+                w, prep = live[0]
+                results = [self.generate(prep, n, 0.0, 1.0, 0, w.cancel)]
+            else:
+                counts: list[int] = []
+                with self.model.using_adapter():
+                    answers = generate(self.decoder, [p.prompt for _, p in live], torch.cat([p.slots for _, p in live]), max_new_tokens=n,
+                                       batch_size=len(live), stop=lambda: all(w.cancel.is_set() for w, _ in live), counts=counts)
+                results = list(zip(answers, counts))
+        except BaseException as e:  # noqa: BLE001 - every request in the batch gets the error
+            for w, _ in live:
+                w.future.set_exception(e)
+            return
+        for (w, prep), (text, count) in zip(live, results):
+            if w.cancel.is_set():
+                w.future.set_exception(Cancelled())
+            else:
+                w.future.set_result((prep, text, count, len(live)))
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         return self._aligned(texts)

@@ -87,16 +87,17 @@ def run_load(base_url: str, passages: Sequence[str], requests: int = 32, concurr
     """Send `requests` chat completions, `concurrency` at a time, cycling through `passages`
     (so later requests about a passage hit the slot cache); returns the measurements."""
 
-    def one(i: int) -> tuple[float, int, str | None, str]:
+    def one(i: int) -> tuple[float, int, str | None, str | None, int]:
         body = {"model": "llink", "max_tokens": max_tokens, "messages": [
             {"role": "user", "content": f"<foreign>{passages[i % len(passages)]}</foreign>\n{QUESTIONS[i % len(QUESTIONS)]}"}]}
         t = time.perf_counter()
         try:
             status, headers, out = post(f"{base_url}/v1/chat/completions", body, api_key)
         except OSError as e:  # refused, reset, timed out
-            return time.perf_counter() - t, 0, None, repr(e)
+            return time.perf_counter() - t, 0, None, repr(e), 0
         err = None if status == 200 else out.get("error", {}).get("message", str(out))
-        return time.perf_counter() - t, out.get("usage", {}).get("completion_tokens", 0), headers.get("X-LLINK-Slot-Cache"), err
+        return (time.perf_counter() - t, out.get("usage", {}).get("completion_tokens", 0), headers.get("X-LLINK-Slot-Cache"), err,
+                int(headers.get("X-LLINK-Batch") or 1))
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -112,4 +113,5 @@ def run_load(base_url: str, passages: Sequence[str], requests: int = 32, concurr
         "latency_p95_ms": round(1000 * lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1),
         "completion_tokens_per_s": round(sum(r[1] for r in ok) / wall, 1),
         "slot_cache_hit_rate": round(sum(r[2] == "hit" for r in ok) / max(1, len(ok)), 3),
+        "mean_batch": round(sum(r[4] for r in ok) / max(1, len(ok)), 2),  # requests decoded alongside each one, itself included
     }

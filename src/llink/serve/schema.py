@@ -23,9 +23,10 @@ class Limits:
     timeout_s: float = 60.0  # per request, waiting in the queue included
     cache_size: int = 256  # passages whose slots are kept
     max_inputs: int = 64  # texts per embeddings request
+    max_batch: int = 8  # greedy requests decoded together (1: one at a time)
 
     def __post_init__(self):
-        for name in ("max_passage_chars", "max_tokens", "max_request_bytes", "max_inputs"):
+        for name in ("max_passage_chars", "max_tokens", "max_request_bytes", "max_inputs", "max_batch"):
             if getattr(self, name) < 1:
                 raise LlinkError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.timeout_s <= 0 or self.cache_size < 0:
