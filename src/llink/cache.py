@@ -42,20 +42,41 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:20]
 
 
+def code_fingerprint() -> str:
+    """sha256 of llink's own source files: part of the key of results that code computes from
+    cached inputs (sweep probes, generated answers), so an edited library never reads back what
+    the old code produced."""
+    h = hashlib.sha256()
+    pkg = Path(__file__).resolve().parent
+    for path in sorted(pkg.rglob("*.py")):
+        h.update(str(path.relative_to(pkg)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:20]
+
+
 def tensors_fingerprint(path: str | Path) -> str:
     """sha256 over a safetensors file's tensors (name, dtype, shape, bytes; in name order).
 
     Not the file's bytes: safetensors writes its metadata map in hash order, which changes from one
     save to the next, so the same weights saved twice could hash differently."""
-    import torch
     from safetensors import safe_open
 
-    h = hashlib.sha256()
     with safe_open(str(path), framework="pt") as f:
-        for name in sorted(f.keys()):
-            t = f.get_tensor(name).contiguous()
-            h.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return _fingerprint(f.keys(), f.get_tensor)  # one tensor in memory at a time
+
+
+def weights_fingerprint(tensors: dict) -> str:
+    """The same hash as `tensors_fingerprint`, over named torch tensors in memory."""
+    return _fingerprint(tensors.keys(), tensors.__getitem__)
+
+
+def _fingerprint(names, get) -> str:
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(names):
+        t = get(name).detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:20]
 
 
@@ -157,7 +178,7 @@ class TextStore:
 
     def __init__(self, kind: str, **namespace: Any):
         self.dir = cache_root() / kind / key_of(**namespace)
-        self.namespace = namespace
+        self.kind, self.namespace = kind, namespace
 
     def _index(self) -> dict[str, str]:
         index = {}
@@ -172,6 +193,9 @@ class TextStore:
         keys = [RowStore.row_key(p).hex() for p in prompts]
         index = self._index()
         missing = list(dict.fromkeys(p for p, k in zip(prompts, keys) if k not in index))
+        count = _COUNTS.setdefault(self.kind, {"reused": 0, "computed": 0})
+        count["computed"] += len(missing)
+        count["reused"] += len(set(keys)) - len(missing)
         for s in range(0, len(missing), chunk):
             part = missing[s : s + chunk]
             texts = compute(part)

@@ -172,7 +172,16 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
 
     llink_b = LLINK.from_pretrained(out / "llink", encoder=enc, decoder=dec)
     sample = subsample(test, n_generate, 17)
-    systems = llink_systems(llink_b, direct_model, max_new_tokens=32)
+    # A rerun with the same models and texts reads the answers back instead of decoding ~1,000
+    # of them again (~7 min here); changed weights, decoder or settings are a new key.
+    from .cache import code_fingerprint, tensors_fingerprint
+    from .eval.generate import cached_system
+    from .model import WEIGHTS, versions
+
+    weights = {"llink": tensors_fingerprint(out / "llink" / WEIGHTS), "direct": tensors_fingerprint(Path(metrics["direct"]["artifact"]) / WEIGHTS)
+               if direct_model is not None else None}
+    systems = [cached_system(s, decoder=dec.id, encoder=enc.id, weights=weights, max_new_tokens=32, batch_size=16, seed=17,
+                             versions=versions(), code=code_fingerprint()) for s in llink_systems(llink_b, direct_model, max_new_tokens=32, batch_size=16, seed=17)]
     gen, rows = evaluate_generation(systems, enc, sample, ("summarise", "bullets", "qa"), n_other=10)
     (out / "outputs.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     metrics["generate"] = gen
@@ -449,8 +458,14 @@ def summary_lines(m: dict) -> list[str]:
 
 
 def timing_notes(m: dict) -> dict[str, str]:
-    """Which training stages picked up a checkpoint: their wall time covers only the steps after it."""
+    """Which stages picked up earlier work (a checkpoint, a sweep, cached answers): their wall
+    time covers only what was left to do."""
     notes = {}
+    if (m.get("sweep") or {}).get("reused"):
+        notes["teacher sweep"] = "reused from an earlier run"
+    gens = (m.get("cache_rows") or {}).get("generations") or {}
+    if gens.get("reused") and not gens.get("computed"):
+        notes["generation (test)"] = notes["numbers (dev)"] = "answers read from the cache"
     for stage, key in (("stage A", "stage_a"), ("stage B", "stage_b"), ("direct finetune", "direct")):
         s = m.get(key) or {}
         start, steps = s.get("resumed_from_step"), s.get("steps")
@@ -461,7 +476,8 @@ def timing_notes(m: dict) -> dict[str, str]:
 
 def cache_line(rows: dict) -> str:
     """How warm the caches were: a run that computed nothing measured none of the encoding."""
-    names = {"vectors": "encoder vectors", "teacher": "teacher states (text × setting)"}
+    names = {"vectors": "encoder vectors", "teacher": "teacher states (text × setting)", "generations": "generation calls",
+             "synth": "synthesised answers"}
     parts = [f"{names.get(k, k)} {c.get('computed', 0):,} computed / {c.get('reused', 0):,} read from the cache"
              for k, c in sorted(rows.items())]
     return "Caches in this run: " + ("; ".join(parts) if parts else "none used") + "."

@@ -20,7 +20,7 @@ def _recipes(tmp_path, tiny_dirs):
 
 
 def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_second_time(tmp_path, tiny_dirs):
-    from llink.demo import demo
+    from llink.demo import demo, timing_notes
     from llink.model import LLINK
 
     a, b = _recipes(tmp_path, tiny_dirs)
@@ -52,6 +52,13 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     for key in ("stage_a", "stage_b", "direct"):
         assert again[key]["resumed_from_step"] == again[key]["steps"], key
     assert again["cache_rows"]["vectors"]["computed"] == 0 and again["cache_rows"]["teacher"]["computed"] == 0
+    # the sweep and every answer (test, other tasks, numbers) come back from the first run
+    assert again["sweep"]["reused"] and again["sweep"]["rows"] == m["sweep"]["rows"]
+    assert again["cache_rows"]["generations"]["computed"] == 0 and again["cache_rows"]["generations"]["reused"] == 4 * 5
+    assert m["cache_rows"]["generations"] == {"computed": 4 * 5, "reused": 0}
+    notes = timing_notes(again)
+    assert notes["teacher sweep"] == "reused from an earlier run" and notes["generation (test)"] == "answers read from the cache"
+    assert f"| teacher sweep | {again['timings_s']['teacher sweep']} | reused from an earlier run |" in (out / "report.md").read_text()
     assert again["retrieval"] == m["retrieval"] and again["generate"]["llink"]["chrf"] == m["generate"]["llink"]["chrf"]
 
 

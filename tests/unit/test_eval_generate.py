@@ -53,3 +53,24 @@ def test_numeric_fidelity_with_references_counts_only_the_numbers_the_reference_
     assert (res["numbers"], res["kept"], res["rate"]) == (1, 1, 1.0)
     assert numeric_fidelity(srcs, ["The first page has 30 rows"])["numbers"] == 2
     assert numeric_fidelity(srcs, ["Three rows"], ["On the first page there are 30 rows"])["rate"] == 0.0
+
+
+def test_cached_system_answers_once_per_call_and_key(tmp_path, monkeypatch):
+    from llink.eval.generate import System, cached_system
+
+    monkeypatch.setenv("LLINK_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def answer(srcs, instruction):
+        calls.append((list(srcs), instruction))
+        return [f"{instruction} {s} #{len(calls)}" for s in srcs]
+
+    sys_ = cached_system(System("llink", answer), weights="a", max_new_tokens=32)
+    first = sys_.answer(["ក", "ខ"], "Translate.")
+    assert sys_.answer(["ក", "ខ"], "Translate.") == first and len(calls) == 1  # read back, not recomputed
+    assert sys_.answer(["ក"], "Translate.") == ["Translate. ក #2"]  # another call (a subset): its own answers
+    assert sys_.answer(["ក", "ខ"], "Summarise.")[0].startswith("Summarise.") and len(calls) == 3
+    other = cached_system(System("llink", answer), weights="b", max_new_tokens=32)  # changed weights: a new key
+    assert other.answer(["ក", "ខ"], "Translate.") != first and len(calls) == 4
+    again = cached_system(System("llink", answer), weights="a", max_new_tokens=32)  # a new process, same key
+    assert again.answer(["ក", "ខ"], "Translate.") == first and len(calls) == 4

@@ -129,6 +129,27 @@ def test_a_resaved_stage_a_artifact_is_the_same_input(stage_a, tmp_path):
     assert tensors_fingerprint(art / WEIGHTS) not in prints
 
 
+def test_a_finished_run_reads_its_dev_scores_back(stage_a, tmp_path, monkeypatch):
+    """A rerun that trains nothing does not re-score the dev set (~1.5 min per stage in the demo);
+    a changed dev set does, and the file's key is the same hash as the weights on disk."""
+    from llink.cache import tensors_fingerprint, weights_fingerprint
+    from llink.train.slots import SlotsRecipe
+
+    out = tmp_path / "b"
+    assert main(slots_args(stage_a, out, steps=3, eval_every=3)) == 0
+    first = json.loads((out / "usage.json").read_text())
+    calls, real = [], SlotsRecipe.usage
+    monkeypatch.setattr(SlotsRecipe, "usage", lambda self, limit=None: calls.append(limit) or real(self, limit))
+    assert main(slots_args(stage_a, out, steps=3, eval_every=3, resume="true")) == 0
+    assert calls == [] and json.loads((out / "usage.json").read_text()) == first
+    assert json.loads((out / "summary.json").read_text())["usage"] == first
+    assert main(slots_args(stage_a, out, steps=3, eval_every=3, max_dev=16, resume="true")) == 0
+    again = json.loads((out / "usage.json").read_text())
+    assert calls == [None] and again["examples"] == 16 and again["key"] != first["key"]
+    weights = out / "llink" / "model.safetensors"
+    assert weights_fingerprint(load_file(str(weights))) == tensors_fingerprint(weights)
+
+
 def test_from_must_be_a_stage_a_artifact(stage_a, tmp_path, capsys):
     assert main(slots_args(stage_a, tmp_path / "b", steps=3, eval_every=3)) == 0
     assert main(slots_args(stage_a, tmp_path / "c", steps=3, eval_every=3, from_stage_a=tmp_path / "b" / "llink")) == 2

@@ -9,6 +9,7 @@ reference in the sample.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -130,6 +131,24 @@ def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int 
         systems.append(System("direct_finetune", direct_run))
     systems += [System("llink", lambda s, i: slots_run(s, i, False)), System("llink_shuffled", lambda s, i: slots_run(s, i, True))]
     return systems
+
+
+def cached_system(system: System, **namespace) -> System:
+    """`system` with its answers kept in the on-disk cache, keyed by `namespace` (what determines
+    them: model fingerprints, decoding settings, versions) plus the texts and the instruction.
+
+    A call is stored whole, not per text: in a left-padded batch an answer depends slightly on its
+    batch-mates, so only the same call may reuse it, and a rerun repeats the first run exactly."""
+    from ..cache import TextStore
+
+    store = TextStore("generations", system=system.name, **namespace)
+
+    def answer(srcs, instruction):
+        call = json.dumps([instruction, list(srcs)], ensure_ascii=False)
+        fresh = lambda calls: [json.dumps(system.answer(srcs, instruction), ensure_ascii=False)]  # noqa: E731
+        return json.loads(store.get([call], fresh)[0])
+
+    return System(system.name, answer)
 
 
 def evaluate_generation(systems: Sequence[System], encoder, pairs, other_tasks: Sequence[str] = (), n_other: int = 20,

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..errors import LlinkError
 from ..losses import answer_loss, direction_loss, info_nce, usage_contrast
 from .common import (
+    RUN_ONLY,
     append_jsonl,
     check_resumable,
     duplicate_groups,
@@ -245,6 +246,26 @@ class SlotsRecipe:
         self.decoder.model.train(was)
         return {k: round(float(torch.cat(v).mean()), 4) for k, v in res.items() if v}
 
+    def scored_usage(self, path: Path) -> dict:
+        """`usage()` on the whole dev set, written to `path`. A rerun that trained nothing reads
+        it back instead (~1.5 min on a CPU): the file is keyed by the trained weights, the
+        dev prompts and the settings (the seed shuffles the control), so any change re-scores."""
+        from ..cache import key_of, weights_fingerprint
+
+        config = {k: v for k, v in settings_of(self.cfg).items() if k not in RUN_ONLY}  # the decoder, among others
+        key = key_of(mode=self.mode, weights=weights_fingerprint({str(i): p for i, p in enumerate(self.params)}),
+                     dev=[e.input_ids for e in self.dev_enc], config=config, inputs=self.inputs)
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = {}
+        if isinstance(old, dict) and old.get("key") == key:
+            return old
+        usage = self.usage()
+        usage.update(examples=len(self.dev_enc), split=str(self.cfg.dev_data) if self.cfg.dev_data else "dev", key=key)
+        path.write_text(json.dumps(usage, indent=2))
+        return usage
+
     # ------------------------------------------------------------------ checkpoints
     def _tensors(self) -> dict:
         t = {f"param.{i}": p.detach().cpu().clone() for i, p in enumerate(self.params)}
@@ -381,10 +402,7 @@ def run_recipe(cfg, mode: str, encoder=None, decoder=None) -> dict:
     art = recipe.save()
     summary = {}
     if recipe.acc.is_main_process:
-        usage = recipe.usage()
-        usage["examples"] = min(cfg.max_dev, len(recipe.dev_enc))
-        usage["split"] = str(cfg.dev_data) if cfg.dev_data else "dev"
-        (Path(cfg.out) / "usage.json").write_text(json.dumps(usage, indent=2))
+        usage = recipe.scored_usage(Path(cfg.out) / "usage.json")
         tasks: dict[str, int] = {}
         for e in recipe.examples:
             tasks[e.task] = tasks.get(e.task, 0) + 1
