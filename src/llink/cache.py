@@ -125,6 +125,22 @@ def counts_since(before: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]
     return {k: {n: v - before.get(k, {}).get(n, 0) for n, v in c.items()} for k, c in now.items()}
 
 
+def _count(kind: str, keys: list, missing: list) -> None:
+    count = _COUNTS.setdefault(kind, {"reused": 0, "computed": 0})
+    count["computed"] += len(missing)
+    count["reused"] += len(set(keys)) - len(missing)
+
+
+def read_keyed(path: str | Path, key: str) -> dict | None:
+    """The JSON result an earlier run wrote at `path`, if its "key" is `key` (else None): how a
+    stage whose inputs did not change picks up its own output instead of recomputing it."""
+    try:
+        old = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) and old.get("key") == key else None
+
+
 class RowStore:
     """Per-text vectors under one namespace (an encoder, or a decoder + teacher setting).
 
@@ -155,9 +171,7 @@ class RowStore:
         keys = [self.row_key(t) for t in texts]
         index, shards = self._index()
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in index))
-        count = _COUNTS.setdefault(self.kind, {"reused": 0, "computed": 0})
-        count["computed"] += len(missing)
-        count["reused"] += len(set(keys)) - len(missing)
+        _count(self.kind, keys, missing)
         if missing:
             fresh = np.asarray(compute(missing), dtype=np.float32)
             new_keys = np.frombuffer(b"".join(self.row_key(t) for t in missing), dtype=np.uint8).reshape(-1, 16)
@@ -193,9 +207,7 @@ class TextStore:
         keys = [RowStore.row_key(p).hex() for p in prompts]
         index = self._index()
         missing = list(dict.fromkeys(p for p, k in zip(prompts, keys) if k not in index))
-        count = _COUNTS.setdefault(self.kind, {"reused": 0, "computed": 0})
-        count["computed"] += len(missing)
-        count["reused"] += len(set(keys)) - len(missing)
+        _count(self.kind, keys, missing)
         for s in range(0, len(missing), chunk):
             part = missing[s : s + chunk]
             texts = compute(part)

@@ -180,8 +180,9 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
 
     weights = {"llink": tensors_fingerprint(out / "llink" / WEIGHTS), "direct": tensors_fingerprint(Path(metrics["direct"]["artifact"]) / WEIGHTS)
                if direct_model is not None else None}
-    systems = [cached_system(s, decoder=dec.id, encoder=enc.id, weights=weights, max_new_tokens=32, batch_size=16, seed=17,
-                             versions=versions(), code=code_fingerprint()) for s in llink_systems(llink_b, direct_model, max_new_tokens=32, batch_size=16, seed=17)]
+    decoding = dict(max_new_tokens=32, batch_size=16, seed=17)
+    key = dict(decoder=dec.id, encoder=enc.id, weights=weights, versions=versions(), code=code_fingerprint(), **decoding)
+    systems = [cached_system(s, **key) for s in llink_systems(llink_b, direct_model, **decoding)]
     gen, rows = evaluate_generation(systems, enc, sample, ("summarise", "bullets", "qa"), n_other=10)
     (out / "outputs.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     metrics["generate"] = gen

@@ -156,7 +156,7 @@ def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km"
     writes out/sweep.json and out/sweep.png and returns the result."""
     import json as jsonlib
 
-    from .cache import atomic_write, code_fingerprint, key_of
+    from .cache import atomic_write, code_fingerprint, key_of, read_keyed
     from .data import load_pairs
     from .model import versions
     from .encoders import encode_cached
@@ -184,11 +184,8 @@ def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km"
     key = key_of(encoder=enc.id, decoder=dec.id, template=dec.chat_template, prompt=builder.cfg.to_dict(), layers=layer_list,
                  poolings=pool_list, norms=norm_list, steps=steps, batch_size=batch_size, seed=seed, versions=versions(), code=code_fingerprint(),
                  pairs={name: [(p.src, p.en) for p in ps] for name, ps in (("train", train), ("dev", dev))})
-    try:
-        old = jsonlib.loads((out / "sweep.json").read_text())
-    except (OSError, ValueError):
-        old = {}
-    if isinstance(old, dict) and old.get("key") == key and (out / "sweep.png").exists():
+    old = read_keyed(out / "sweep.json", key)
+    if old is not None and (out / "sweep.png").exists():
         return {**old, "reused": True}
     t0 = time.time()
     xs = {name: torch.from_numpy(encode_cached(enc, [p.src for p in ps])) for name, ps in (("train", train), ("dev", dev))}

@@ -250,20 +250,17 @@ class SlotsRecipe:
         """`usage()` on the whole dev set, written to `path`. A rerun that trained nothing reads
         it back instead (~1.5 min on a CPU): the file is keyed by the trained weights, the
         dev prompts and the settings (the seed shuffles the control), so any change re-scores."""
-        from ..cache import key_of, weights_fingerprint
+        from ..cache import atomic_write, key_of, read_keyed, weights_fingerprint
 
         config = {k: v for k, v in settings_of(self.cfg).items() if k not in RUN_ONLY}  # the decoder, among others
         key = key_of(mode=self.mode, weights=weights_fingerprint({str(i): p for i, p in enumerate(self.params)}),
                      dev=[e.input_ids for e in self.dev_enc], config=config, inputs=self.inputs)
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError):
-            old = {}
-        if isinstance(old, dict) and old.get("key") == key:
+        old = read_keyed(path, key)
+        if old is not None:
             return old
         usage = self.usage()
         usage.update(examples=len(self.dev_enc), split=str(self.cfg.dev_data) if self.cfg.dev_data else "dev", key=key)
-        path.write_text(json.dumps(usage, indent=2))
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(usage, indent=2)))
         return usage
 
     # ------------------------------------------------------------------ checkpoints
