@@ -55,7 +55,9 @@ def main() -> None:
     from llink.serve.load import untrained_stage_b
 
     torch.manual_seed(0)
-    enc, dec = load_encoder(), load_decoder(device=args.device)
+    # The artifact's own encoder readout (the engine, or the torch rebuild for encoder_layers): its cost counts.
+    enc = LLINK.from_pretrained(args.model).encoder if args.model else load_encoder()
+    dec = load_decoder(device=args.device)
     lora = {"r": 16, "alpha": 16, "dropout": 0.05, "targets": list(LORA_TARGETS)}  # the recipes' LoRA: its unmerged cost counts
 
     def build(d):

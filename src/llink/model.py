@@ -45,6 +45,7 @@ class LLINKConfig:
     teacher: dict
     prompt: dict = field(default_factory=lambda: PromptConfig().to_dict())
     pooling: str = "mean"  # encoder pooling
+    encoder_layers: list[int] | None = None  # None: the final layer; else these layers, concatenated
     projector: dict = field(default_factory=lambda: {"hidden_mult": 4, "dropout": 0.1})
     stage: str = "A"
     expander: dict | None = None  # Stage B: {"target_norm": ...}; K is prompt["k"]
@@ -56,8 +57,8 @@ class LLINKConfig:
     @classmethod
     def for_models(cls, encoder_name: str, encoder, decoder_name: str, decoder, **fields) -> "LLINKConfig":
         """A config for loaded models: their ids, dimensions and chat template filled in."""
-        return cls(encoder=encoder_name, encoder_id=encoder.id, encoder_dim=encoder.dim, decoder=decoder_name, decoder_id=decoder.id,
-                   hidden_size=decoder.hidden_size, template=decoder.chat_template, **fields)
+        return cls(encoder=encoder_name, encoder_id=encoder.id, encoder_dim=encoder.dim, encoder_layers=getattr(encoder, "layers", None),
+                   decoder=decoder_name, decoder_id=decoder.id, hidden_size=decoder.hidden_size, template=decoder.chat_template, **fields)
 
     @property
     def teacher_spec(self) -> TeacherSpec:
@@ -100,7 +101,7 @@ class LLINK(nn.Module):
         if self._encoder is None:
             from .encoders import load_encoder
 
-            self.attach(encoder=load_encoder(self.config.encoder))
+            self.attach(encoder=load_encoder(self.config.encoder, layers=self.config.encoder_layers))
         return self._encoder
 
     @property
@@ -286,7 +287,7 @@ def load_for_inference(path: str | Path, device: str = "cpu", dtype: str = "auto
     m = LLINK.from_pretrained(path)
     if need_slots and m.expander is None:
         raise LlinkError(f"{path} is a Stage A artifact (projector only): train Stage B with `llink slots --from {path}`")
-    m.attach(encoder=load_encoder(m.config.encoder, device=device), decoder=load_decoder(m.config.decoder, device=device))
+    m.attach(encoder=load_encoder(m.config.encoder, device=device, layers=m.config.encoder_layers), decoder=load_decoder(m.config.decoder, device=device))
     if fold:
         m.fold_lora()
     m.decoder.model.to(dt)

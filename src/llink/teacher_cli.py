@@ -101,6 +101,7 @@ def teacher_sweep(
     dev_data: Path | None = None,
     decoder: str = "smollm2-135m",
     encoder: str = "e5-small",
+    encoder_layers: list[int] | None = None,
     train_pairs: int = 4000,
     dev_pairs: int = 1000,
     steps: int = 100,
@@ -123,6 +124,7 @@ def teacher_sweep(
         dev_data: any TSV/JSONL of pairs instead of the dev split.
         decoder: bundled 'smollm2-135m' or a Hugging Face causal LM id/path.
         encoder: bundled 'e5-small' or a Hugging Face encoder id/path.
+        encoder_layers: encoder layers the probes read (as `llink align --encoder_layers`); unset: the final one.
         train_pairs: seeded subset of train used to fit each probe.
         dev_pairs: seeded subset of dev used to score each probe.
         steps: optimisation steps per probe.
@@ -136,7 +138,7 @@ def teacher_sweep(
     from .decoders import load_decoder
     from .encoders import load_encoder
 
-    dec, enc = load_decoder(decoder), load_encoder(encoder)
+    dec, enc = load_decoder(decoder), load_encoder(encoder, layers=encoder_layers)
     result = run_sweep(enc, dec, layers, poolings, norms, lang=lang, train_data=train_data, dev_data=dev_data,
                        train_pairs=train_pairs, dev_pairs=dev_pairs, steps=steps, batch_size=batch_size, seed=seed, out=out)
     rows, best, out = result["rows"], next(r for r in result["rows"] if r["name"] == result["best"]), Path(out)

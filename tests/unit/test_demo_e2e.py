@@ -7,7 +7,7 @@ import yaml
 
 
 def _recipes(tmp_path, tiny_dirs):
-    stage_a = {"encoder": tiny_dirs["encoder"], "decoder": tiny_dirs["decoder"], "teacher": "layer=1,pooling=mean,norm=none",
+    stage_a = {"encoder": tiny_dirs["encoder"], "encoder_layers": [1, 2], "decoder": tiny_dirs["decoder"], "teacher": "layer=1,pooling=mean,norm=none",
                "batch_size": 128, "queue_size": 512, "hard_negatives": 16, "max_dev": 64, "eval_every": 8,
                "checkpoint_every": 8, "warmup_steps": 2, "progress": False}
     stage_b = {"tasks": "translate", "max_answer_tokens": 8, "batch_size": 4, "precision": "fp32", "max_dev": 8,
@@ -27,7 +27,7 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     out = tmp_path / "run"
     demo(size="smoke", out=out, recipe=a, slots_recipe=b)
     m = json.loads((out / "metrics.json").read_text())
-    assert m["models"] == {"encoder": tiny_dirs["encoder"], "decoder": tiny_dirs["decoder"], "lang": "km"}
+    assert m["models"] == {"encoder": tiny_dirs["encoder"], "encoder_layers": [1, 2], "decoder": tiny_dirs["decoder"], "lang": "km"}
     # the smoke plan's layers (4, final for a 30-layer decoder) scaled to a 2-layer one
     assert {r["layer"] for r in m["sweep"]["rows"]} == {0, "final"}
     assert set(m["generate"]) == {"base", "direct_finetune", "llink", "llink_shuffled"}
@@ -40,12 +40,13 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     assert m["numbers_dev"]["pairs"] == 8 and set(m["numbers_dev"]["systems"]) == set(m["generate"])
     assert all(r["numbers"] >= 8 for r in m["numbers_dev"]["systems"].values())  # each text shares a number with its reference
     assert "### Numbers (dev: 8 of the" in report and len((out / "outputs_numbers.jsonl").read_text().splitlines()) == 32
-    assert f"encoder `{tiny_dirs['encoder']}` → decoder `{tiny_dirs['decoder']}`" in report
+    assert f"encoder `{tiny_dirs['encoder']}` → decoder `{tiny_dirs['decoder']}`, encoder read at layers 1, 2" in report
     assert "bundled models" not in report
     for png in ("retrieval_ranks.png", "tokens.png", "judge.png", "sweep/sweep.png", "slots/curve.png", "align/curve.png"):
         assert (out / png).stat().st_size > 0, png
     model = LLINK.from_pretrained(out / "llink")
     assert model.decoder.model.config.num_hidden_layers == 2  # the artifact names the tiny decoder, not the bundled one
+    assert model.config.encoder_layers == [1, 2] and model.encoder.dim == 48  # and the recipe's encoder readout
 
     demo(size="smoke", out=out, recipe=a, slots_recipe=b)
     again = json.loads((out / "metrics.json").read_text())

@@ -113,7 +113,7 @@ class AlignRecipe:
         self.acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available())
         seed_everything(cfg.seed)
         self.spec = parse_teacher(cfg.teacher)
-        self.encoder = encoder or load_encoder(cfg.encoder)
+        self.encoder = encoder or load_encoder(cfg.encoder, layers=cfg.encoder_layers)
         self.decoder = decoder or load_decoder(cfg.decoder)
         self.builder = PromptBuilder(self.decoder.tokenizer, PromptConfig(k=cfg.k, system=cfg.system))
         train = load_pairs("train", cfg.lang, cfg.train_data)
@@ -251,6 +251,7 @@ class AlignRecipe:
 def align(
     out: Path = Path("runs/align"),
     encoder: str = "e5-small",
+    encoder_layers: list[int] | None = None,
     decoder: str = "smollm2-135m",
     teacher: str = DEFAULT_TEACHER,
     lang: str = "km",
@@ -287,6 +288,8 @@ def align(
     Args:
         out: run directory (checkpoint, metrics.jsonl, curve.png, and the artifact in out/llink).
         encoder: bundled 'e5-small' or a Hugging Face encoder id/path (e.g. xlm-roberta-base).
+        encoder_layers: encoder layers to read (0 = embeddings), each mean-pooled and normalised, then
+            concatenated, e.g. [4, 8, 12]; unset reads the final layer only.
         decoder: bundled 'smollm2-135m' or a Hugging Face causal LM id/path.
         teacher: 'paper' (final layer, placeholder, no norm) or 'layer=N,pooling=mean|placeholder,norm=none|zscore'.
         lang: language of the committed corpus (data/en-<lang>).
