@@ -207,4 +207,6 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], progress: bool = True)
     """encoder.encode through the on-disk cache: rows keyed by encoder id + text hash, so only
     texts never seen with this encoder are encoded."""
     texts = check_texts(texts)
+    if not texts:  # [0, dim], so an empty batch still has the width a projector expects
+        return np.zeros((0, encoder.dim), np.float32)
     return RowStore("vectors", encoder=encoder.id).get(texts, lambda new: encoder.encode(new, progress=progress))

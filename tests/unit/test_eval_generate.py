@@ -74,3 +74,21 @@ def test_cached_system_answers_once_per_call_and_key(tmp_path, monkeypatch):
     assert other.answer(["ក", "ខ"], "Translate.") != first and len(calls) == 4
     again = cached_system(System("llink", answer), weights="a", max_new_tokens=32)  # a new process, same key
     assert again.answer(["ក", "ខ"], "Translate.") == first and len(calls) == 4
+
+
+def test_n_other_zero_is_translation_only(encoder, tmp_path):
+    """`--n_other 0` used to answer every other task on an empty list (a torch shape error)."""
+    from llink.data.io import Pair
+    from llink.encoders import encode_cached
+    from llink.eval.generate import System, evaluate_generation
+
+    asked = []
+
+    def answer(srcs, instruction):
+        asked.append(instruction)
+        return [REFS[0] for _ in srcs]
+
+    pairs = [Pair(src=f"ក {i}", en=r) for i, r in enumerate(REFS)]
+    res, rows = evaluate_generation([System("echo", answer)], encoder, pairs, ["summarise", "qa"], n_other=0, progress=False)
+    assert len(asked) == 1 and {r["task"] for r in rows} == {"translate"} and "echo" in res
+    assert encode_cached(encoder, []).shape == (0, encoder.dim)  # an empty batch keeps its width

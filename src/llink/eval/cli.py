@@ -140,7 +140,7 @@ def eval_generate(
         data: any TSV/JSONL of (source, english) pairs instead of a split.
         n: texts in the fixed (seeded) sample.
         tasks: other task prompts to run (summarise, bullets, qa; empty for none).
-        n_other: texts per other task.
+        n_other: texts per other task (0: translation only).
         systems: which of base, direct_finetune (needs --direct), llink, llink_shuffled to run
             (default: all of them, direct_finetune only when --direct is given).
         max_new_tokens: answer length cap (greedy decoding for every system).
@@ -158,7 +158,9 @@ def eval_generate(
 
     if n < 2:
         raise LlinkError(f"--n must be >= 2, got {n}")
-    other = [t.strip() for t in tasks.split(",") if t.strip()]
+    if n_other < 0:
+        raise LlinkError(f"--n_other must be >= 0 (0 skips the other tasks), got {n_other}")
+    other = [t.strip() for t in tasks.split(",") if t.strip()] if n_other > 0 else []
     bad = [t for t in other if t not in OTHER_TASKS]
     if bad:
         raise LlinkError(f"unknown task(s) {bad}; choose from {', '.join(OTHER_TASKS)}")

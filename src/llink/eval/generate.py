@@ -160,6 +160,7 @@ def evaluate_generation(systems: Sequence[System], encoder, pairs, other_tasks: 
     from tqdm.auto import tqdm
 
     srcs, refs = [p.src for p in pairs], [p.en for p in pairs]
+    other_tasks = other_tasks if n_other > 0 else ()
     results, rows = {}, []
     bar = tqdm(total=len(systems) * (1 + len(other_tasks)), desc="generate", unit="run", disable=not progress)
     for sys_ in systems:
