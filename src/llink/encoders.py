@@ -92,11 +92,17 @@ def check_layers(layers, n_layers: int, name: str) -> list[int] | None:
     return out
 
 
-def pool_layers(torch, hidden_states, mask, layers: list[int]):
+def masked_mean(h, mask):
+    """[B, T, H] states, [B, T] mask -> [B, H]: the mean over real tokens."""
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (h * m).sum(1) / m.sum(1).clamp_min(1)
+
+
+def pool_layers(hidden_states, mask, layers: list[int]):
     """[B, len(layers) * H]: each chosen layer's masked token mean, L2-normalised, concatenated."""
-    m = mask.unsqueeze(-1).to(hidden_states[0].dtype)
-    pooled = [(hidden_states[i] * m).sum(1) / m.sum(1).clamp_min(1) for i in layers]
-    return torch.cat([torch.nn.functional.normalize(p.float(), dim=-1) for p in pooled], -1)
+    import torch
+
+    return torch.cat([torch.nn.functional.normalize(masked_mean(hidden_states[i], mask).float(), dim=-1) for i in layers], -1)
 
 
 def _length_sorted(texts: list[str], batch_size: int, progress: bool, encode_batch) -> np.ndarray:
@@ -141,7 +147,7 @@ class E5LayersEncoder:
             x[r, : len(t)], mask[r, : len(t)] = torch.tensor(t), 1
         x, mask = x.to(self.device), mask.to(self.device)
         hs = self.model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states
-        return pool_layers(torch, hs, mask, self.layers).cpu().numpy()
+        return pool_layers(hs, mask, self.layers).cpu().numpy()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
         texts = check_texts(texts)
@@ -186,10 +192,8 @@ class HFEncoder:
             enc = self.tokenizer(b, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
             if self.layers:
                 hs = self.model(**enc, output_hidden_states=True).hidden_states
-                return pool_layers(torch, hs, enc["attention_mask"], self.layers).cpu().numpy()
-            h = self.model(**enc).last_hidden_state
-            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-            return ((h * m).sum(1) / m.sum(1).clamp_min(1)).float().cpu().numpy()
+                return pool_layers(hs, enc["attention_mask"], self.layers).cpu().numpy()
+            return masked_mean(self.model(**enc).last_hidden_state, enc["attention_mask"]).float().cpu().numpy()
 
         with torch.inference_mode():
             return _length_sorted(texts, batch_size, progress, encode_batch)

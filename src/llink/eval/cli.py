@@ -160,7 +160,7 @@ def eval_generate(
         raise LlinkError(f"--n must be >= 2, got {n}")
     if n_other < 0:
         raise LlinkError(f"--n_other must be >= 0 (0 skips the other tasks), got {n_other}")
-    other = [t.strip() for t in tasks.split(",") if t.strip()] if n_other > 0 else []
+    other = [t.strip() for t in tasks.split(",") if t.strip()]
     bad = [t for t in other if t not in OTHER_TASKS]
     if bad:
         raise LlinkError(f"unknown task(s) {bad}; choose from {', '.join(OTHER_TASKS)}")
