@@ -388,3 +388,30 @@ def test_inference_load_folds_the_lora_and_takes_device_and_dtype(stage_a, tmp_p
                        (["--device", "cuda:7"], "no such CUDA device"), (["--device", "toaster"], "is not a device")):
         assert main(["generate", "--model", art, "--text", "បើក", *flags]) == 2
         assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["slots", "finetune-direct"])
+def test_gradient_checkpointing_recomputes_layers_and_trains_the_same_weights(stage_a, tmp_path, monkeypatch, command):
+    from transformers.models.llama.modeling_llama import LlamaMLP
+
+    # Count the MLPs, not the decoder layers: transformers checkpoints inside the layers' own forward.
+    calls = []
+    forward = LlamaMLP.forward
+    monkeypatch.setattr(LlamaMLP, "forward", lambda self, *a, **k: calls.append(1) or forward(self, *a, **k))
+
+    def run(out, **over):
+        calls.clear()
+        argv = slots_args(stage_a, out, steps=4, eval_every=4, checkpoint_every=4, **over)
+        if command == "finetune-direct":
+            argv = ["finetune-direct", f"--decoder={stage_a['dirs']['decoder']}"] + [a for a in argv[1:] if not a.startswith(("--from_stage_a", "--lr_expander"))]
+        assert main(argv) == 0
+        return len(calls)
+
+    plain = run(tmp_path / "plain")
+    recomputed = run(tmp_path / "ckpt", gradient_checkpointing="true")
+    assert recomputed - plain == 4 * 2  # each training step runs both layers' forward once more, in the backward
+    art = "llink" if command == "slots" else "direct"
+    a, b = (load_file(str(tmp_path / d / art / "model.safetensors")) for d in ("plain", "ckpt"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)

@@ -42,15 +42,24 @@ class ReferenceJudge:
 
     def __init__(self, encoder, margin: float = 0.02):
         self.encoder, self.margin = encoder, margin
+        self._answers: dict[str, np.ndarray] = {}
+
+    def _answer_vectors(self, answers: list[str]) -> np.ndarray:
+        # A system's answers meet every opponent in both orders: encode each text once per judge.
+        # They stay out of the on-disk cache, which holds references and corpus texts only.
+        new = [a for a in dict.fromkeys(answers) if a not in self._answers]
+        if new:
+            self._answers.update(zip(new, self.encoder.encode(new, progress=False)))
+        return np.stack([self._answers[a] for a in answers])
 
     def _scores(self, answers: list[str], references: list[str]) -> np.ndarray:
         import sacrebleu
 
+        from ..encoders import encode_cached
         from ..eval.generate import is_english
 
-        safe = [a if a.strip() else "-" for a in answers]
-        a = self.encoder.encode(safe, progress=False)
-        r = self.encoder.encode(references, progress=False)
+        a = self._answer_vectors([a if a.strip() else "-" for a in answers])
+        r = encode_cached(self.encoder, references, progress=False)
         cos = (a * r).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(r, axis=1)).clip(1e-8)
         chrf = np.array([sacrebleu.sentence_chrf(x, [y], word_order=2).score / 100 for x, y in zip(answers, references)])
         english = np.array([is_english(x) for x in answers], dtype=float)

@@ -139,7 +139,7 @@ class AlignRecipe:
         world = self.acc.num_processes
         self.steps_per_epoch = max(1, len(train) // (cfg.batch_size * world))
         self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.step = 0
+        self.step, self.seconds_before = 0, 0.0
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.resume and self.ckpt.exists():
             self._restore()
@@ -159,7 +159,7 @@ class AlignRecipe:
         tensors["rng.torch"] = torch.get_rng_state()
         meta = {"step": self.step, "ptr": int(q["ptr"]), "filled": int(q["filled"]), "param_groups": groups,
                 "config": settings_of(self.cfg), "inputs": self.inputs, "teacher": self.spec.to_dict(),
-                "encoder_dim": self.encoder.dim, "hidden_size": self.decoder.hidden_size}
+                "encoder_dim": self.encoder.dim, "hidden_size": self.decoder.hidden_size, "train_seconds": self._seconds()}
         return tensors, meta
 
     def _restore(self) -> None:
@@ -175,9 +175,14 @@ class AlignRecipe:
                                         "vectors": tensors["queue.vectors"], "ids": tensors["queue.ids"]})
         torch.set_rng_state(tensors["rng.torch"])
         self.step = int(meta["step"])
+        self.seconds_before = float(meta.get("train_seconds", 0.0))
         if self.acc.is_main_process:
             truncate_jsonl(self.log, self.step)
             print(f"resumed from {self.ckpt} at step {self.step}/{self.total_steps}")
+
+    def _seconds(self) -> float:
+        """Training wall time of every run that led to this step (a resumed run adds to the one before)."""
+        return self.seconds_before + time.time() - self._t0
 
     def _checkpoint(self) -> None:
         if self.acc.is_main_process:
@@ -203,8 +208,8 @@ class AlignRecipe:
         rank, world = acc.process_index, acc.num_processes
         bar = tqdm(total=self.total_steps, initial=self.step, desc="stage A", unit="step", disable=not (cfg.progress and acc.is_main_process))
         self.projector.train()
-        t0, last = time.time(), {}
-        self.resumed_from_step = self.step  # this run's wall time covers only the steps from here
+        self._t0, last = time.time(), {}
+        self.resumed_from_step = self.step
         while self.step < self.total_steps:
             epoch, within = divmod(self.step, self.steps_per_epoch)
             # The permutation depends only on (seed, epoch): a resumed run sees the same batches.
@@ -232,7 +237,7 @@ class AlignRecipe:
             if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
                 self._checkpoint()
         bar.close()
-        self.train_seconds = time.time() - t0
+        self.train_seconds = self._seconds()
         return last or self.evaluate()
 
     # ------------------------------------------------------------------ save

@@ -98,10 +98,11 @@ class StaleCheckpoint(LlinkError):
         self.path = Path(path)
 
 
-# Settings that say where a run writes and how often it reports: they may differ on resume.
+# Settings that say where a run writes, how often it reports and how it saves memory: they may
+# differ on resume.
 # Everything else changes what the run computes (a resumed run must equal an uninterrupted one).
 RUN_ONLY = frozenset({"out", "resume", "progress", "cpu", "eval_every", "checkpoint_every", "eval_examples", "max_dev", "dev_data",
-                      "from_stage_a"})
+                      "from_stage_a", "gradient_checkpointing"})
 
 
 def settings_of(cfg) -> dict:
