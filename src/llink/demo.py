@@ -130,7 +130,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     art = rec.save()
     metrics["stage_a"] = {"teacher": rec.spec.to_dict(), "steps": rec.total_steps, "resumed_from_step": rec.resumed_from_step,
                           "train_pairs": len(rec.train_t.x),
-                          "cache_seconds": round(rec.cache_seconds, 1), "train_seconds": round(rec.train_seconds, 1)}
+                          "cache_seconds": round(rec.cache_seconds, 1), "train_seconds": round(rec.train_seconds, 3)}
     done("stage A")
 
     stage("retrieval (test)")

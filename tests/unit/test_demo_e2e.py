@@ -52,8 +52,9 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     again = json.loads((out / "metrics.json").read_text())
     for key in ("stage_a", "stage_b", "direct"):
         assert again[key]["resumed_from_step"] == again[key]["steps"], key
-        # a reused stage reports the training time that made it, not the ~0 s of reloading it
-        assert again[key]["train_seconds"] >= m[key]["train_seconds"] > 0, key
+        # a reused stage reports the training time that made it (up to the last checkpoint), not
+        # the ~0 s of reloading it
+        assert again[key]["train_seconds"] > 0.5 * m[key]["train_seconds"] > 0, key
     assert again["cache_rows"]["vectors"]["computed"] == 0 and again["cache_rows"]["teacher"]["computed"] == 0
     # the sweep and every answer (test, other tasks, numbers) come back from the first run
     assert again["sweep"]["reused"] and again["sweep"]["rows"] == m["sweep"]["rows"]

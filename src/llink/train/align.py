@@ -331,7 +331,7 @@ def align(
     art = recipe.save()
     if recipe.acc.is_main_process:
         summary = {"artifact": str(art), "steps": recipe.total_steps, "resumed_from_step": recipe.resumed_from_step,
-                   "train_pairs": len(recipe.train_t.x), "cache_seconds": round(recipe.cache_seconds, 1), "train_seconds": round(recipe.train_seconds, 1), **final}
+                   "train_pairs": len(recipe.train_t.x), "cache_seconds": round(recipe.cache_seconds, 1), "train_seconds": round(recipe.train_seconds, 3), **final}
         (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
 

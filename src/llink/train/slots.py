@@ -425,7 +425,7 @@ def run_recipe(cfg, mode: str, encoder=None, decoder=None) -> dict:
         summary = {"artifact": str(art), "mode": mode, "steps": recipe.total_steps, "resumed_from_step": recipe.resumed_from_step,
                    "examples": len(recipe.examples), "tasks": tasks,
                    "examples_seen": recipe.total_steps * cfg.batch_size, "data_seconds": round(recipe.data_seconds, 1),
-                   "train_seconds": round(recipe.train_seconds, 1), "usage": usage}
+                   "train_seconds": round(recipe.train_seconds, 3), "usage": usage}
         if getattr(recipe, "expander_r2", None) is not None:
             summary["expander_init_r2"] = round(recipe.expander_r2, 4)
         (Path(cfg.out) / "summary.json").write_text(json.dumps(summary, indent=2))
