@@ -23,6 +23,7 @@ def main() -> None:
     from llink.data import load_split
     from llink.decoders import load_decoder
     from llink.encoders import load_encoder
+    from llink.errors import LlinkError
     from llink.losses import TeacherQueue
     from llink.projector import Projector
     from llink.prompts import PromptBuilder
@@ -31,7 +32,10 @@ def main() -> None:
 
     pairs = load_split("train")[: args.sentences]
     enc, dec = load_encoder(), load_decoder()
-    layered = load_encoder(layers=[int(x) for x in args.encoder_layers.split(",")])
+    try:
+        layered = load_encoder(layers=args.encoder_layers.split(","))
+    except LlinkError as e:  # check_layers names the bad value and the valid range
+        ap.error(str(e))
     builder = PromptBuilder(dec.tokenizer)
     rows = {}
 

@@ -513,7 +513,7 @@ def slots(
         aux_temperature: temperature of the auxiliary InfoNCE.
         precision: bf16 (autocast; faster on CPUs with AVX512-BF16 and on GPUs) or fp32.
         gradient_checkpointing: recompute each decoder layer's activations in the backward pass
-            instead of keeping them: less memory for ~30% more time, the same weights.
+            instead of keeping them: less memory for ~40% more time, the same weights.
         eval_every: steps between dev usage evaluations.
         checkpoint_every: steps between atomic checkpoints.
         seed: seed for sampling, initialisation and batch order.
@@ -589,7 +589,7 @@ def finetune_direct(
         lora_targets: comma-separated decoder module names that get LoRA.
         precision: bf16 or fp32.
         gradient_checkpointing: recompute each decoder layer's activations in the backward pass
-            instead of keeping them: less memory for ~30% more time, the same weights.
+            instead of keeping them: less memory for ~40% more time, the same weights.
         eval_every: steps between dev evaluations.
         checkpoint_every: steps between atomic checkpoints.
         seed: seed.
