@@ -15,6 +15,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
+from .batching import KEY as BATCHING
 from .cache import RowStore
 from .errors import LlinkError
 
@@ -105,14 +106,18 @@ def pool_layers(hidden_states, mask, layers: list[int]):
     return torch.cat([torch.nn.functional.normalize(masked_mean(hidden_states[i], mask).float(), dim=-1) for i in layers], -1)
 
 
-def _length_sorted(texts: list[str], batch_size: int, progress: bool, encode_batch) -> np.ndarray:
-    """encode_batch over batches of similar length (less padding), rows back in input order."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    rows = [encode_batch(b) for b in _batches([texts[i] for i in order], batch_size, progress, "encode")]
-    out = np.concatenate(rows, 0)
-    back = np.empty_like(out)
-    back[order] = out
-    return back
+def _same_length(ids: list[list[int]], dim: int, batch_size: int, progress: bool, run) -> np.ndarray:
+    """run([equal-length token lists]) -> [rows, dim] over `same_length_batches`, so a text's
+    vector does not depend on what else is encoded with it; rows back in input order."""
+    from .batching import same_length_batches
+
+    out = np.zeros((len(ids), dim), np.float32)
+    bar = tqdm(total=len(ids), desc="encode", unit="sent", disable=not progress or len(ids) < 2 * batch_size)
+    for idx, n in same_length_batches([len(t) for t in ids], batch_size):
+        out[idx[:n]] = run([ids[i] for i in idx])[:n]
+        bar.update(n)
+    bar.close()
+    return out
 
 
 class E5LayersEncoder:
@@ -138,23 +143,16 @@ class E5LayersEncoder:
         # readout reads the first window only.
         return len(self.tokenizer.content("query: " + text)) + 2
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        torch = self._torch
-        ids = [self.tokenizer(t) for t in texts]
-        x = torch.full((len(ids), max(map(len, ids))), self.tokenizer.pad, dtype=torch.long)
-        mask = torch.zeros_like(x)
-        for r, t in enumerate(ids):
-            x[r, : len(t)], mask[r, : len(t)] = torch.tensor(t), 1
-        x, mask = x.to(self.device), mask.to(self.device)
+    def _run(self, ids: list[list[int]]) -> np.ndarray:
+        x = self._torch.tensor(ids, device=self.device)
+        mask = self._torch.ones_like(x)
         hs = self.model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states
         return pool_layers(hs, mask, self.layers).cpu().numpy()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
         texts = check_texts(texts)
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
         with self._torch.inference_mode():
-            return _length_sorted(texts, batch_size, progress, self._encode_batch)
+            return _same_length([self.tokenizer(t) for t in texts], self.dim, batch_size, progress, self._run)
 
 
 class HFEncoder:
@@ -185,18 +183,18 @@ class HFEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True) -> np.ndarray:
         torch = self._torch
         texts = check_texts(texts)
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
 
-        def encode_batch(b: list[str]) -> np.ndarray:
-            enc = self.tokenizer(b, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+        def run(ids: list[list[int]]) -> np.ndarray:
+            x = torch.tensor(ids, device=self.device)
+            mask = torch.ones_like(x)
             if self.layers:
-                hs = self.model(**enc, output_hidden_states=True).hidden_states
-                return pool_layers(hs, enc["attention_mask"], self.layers).cpu().numpy()
-            return masked_mean(self.model(**enc).last_hidden_state, enc["attention_mask"]).float().cpu().numpy()
+                hs = self.model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states
+                return pool_layers(hs, mask, self.layers).cpu().numpy()
+            return masked_mean(self.model(input_ids=x, attention_mask=mask).last_hidden_state, mask).float().cpu().numpy()
 
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"] if texts else []
         with torch.inference_mode():
-            return _length_sorted(texts, batch_size, progress, encode_batch)
+            return _same_length(ids, self.dim, batch_size, progress, run)
 
 
 def load_encoder(name: str = BUNDLED_ENCODER, device: str = "cpu", layers=None) -> Encoder:
@@ -213,4 +211,4 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], progress: bool = True)
     texts = check_texts(texts)
     if not texts:  # [0, dim], so an empty batch still has the width a projector expects
         return np.zeros((0, encoder.dim), np.float32)
-    return RowStore("vectors", encoder=encoder.id).get(texts, lambda new: encoder.encode(new, progress=progress))
+    return RowStore("vectors", encoder=encoder.id, batching=BATCHING).get(texts, lambda new: encoder.encode(new, progress=progress))

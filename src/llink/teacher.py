@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .batching import KEY as BATCHING
+from .batching import same_length_batches
 from .cache import RowStore
 from .decoders import Decoder
 from .errors import LlinkError
@@ -100,7 +102,7 @@ def extract(
     deepest = decoder.num_layers if "final" in layers else max(int(x) for x in layers)
     placeholder = decoder.placeholder_vector().to(decoder.device)
     encoded = [builder.teacher(t) for t in texts]
-    order = np.argsort([len(e[0]) for e in encoded], kind="stable")  # length-sorted batches pad little
+    batches = same_length_batches([len(e[0]) for e in encoded], batch_size)  # see llink.batching: no padding
     out = {(l, p): np.zeros((len(texts), decoder.hidden_size), np.float32) for l in layers for p in poolings}
     captured: dict[int, torch.Tensor] = {}
 
@@ -116,27 +118,21 @@ def extract(
     bar = tqdm(total=len(texts), desc="teacher", unit="sent", disable=not progress or len(texts) < 2 * batch_size)
     try:
         with decoder.adapter(None):  # teachers are always the frozen decoder's, whatever adapter is active
-            for s in range(0, len(texts), batch_size):
-                idx = order[s : s + batch_size]
+            for idx, n_real in batches:
                 batch = [encoded[i] for i in idx]
-                width = max(len(b[0]) for b in batch)
-                ids = torch.full((len(batch), width), builder.placeholder_id, dtype=torch.long)
-                mask = torch.zeros((len(batch), width), dtype=torch.long)
-                sent = torch.zeros((len(batch), width), dtype=torch.float32)
-                ph = torch.zeros(len(batch), dtype=torch.long)
-                for j, (tid, pos, p) in enumerate(batch):
-                    ids[j, : len(tid)] = torch.tensor(tid)
-                    mask[j, : len(tid)] = 1
+                ids = torch.tensor([b[0] for b in batch], dtype=torch.long)
+                sent = torch.zeros(ids.shape, dtype=torch.float32)
+                ph = torch.tensor([b[2] for b in batch], dtype=torch.long)
+                for j, (_tid, pos, _p) in enumerate(batch):
                     sent[j, pos] = 1.0
-                    ph[j] = p
-                ids, mask, sent = ids.to(decoder.device), mask.to(decoder.device), sent.to(decoder.device)
+                ids, sent = ids.to(decoder.device), sent.to(decoder.device)
                 emb = decoder.embeddings(ids).clone()
                 emb[torch.arange(len(batch)), ph] = placeholder.to(emb.dtype)
                 captured.clear()
                 captured[0] = emb
                 if deepest > 0:  # a layer-0 teacher is the input embeddings: no forward pass at all
                     try:
-                        res = base(inputs_embeds=emb, attention_mask=mask, use_cache=False)
+                        res = base(inputs_embeds=emb, use_cache=False)  # one length, nothing padded: causal alone
                         captured["final"] = res.last_hidden_state
                     except _Stop:
                         pass
@@ -147,8 +143,8 @@ def extract(
                             v = h[torch.arange(len(batch)), ph.to(h.device)]
                         else:
                             v = (h * sent.unsqueeze(-1)).sum(1) / sent.sum(1, keepdim=True).clamp_min(1)
-                        out[(layer, pooling)][idx] = v.cpu().numpy()
-                bar.update(len(batch))
+                        out[(layer, pooling)][idx[:n_real]] = v[:n_real].cpu().numpy()
+                bar.update(n_real)
     finally:
         for h in handles:
             h.remove()
@@ -170,7 +166,7 @@ def cached_states(
     those in one pass for every setting that misses them."""
     texts = list(texts)
     base = dict(decoder=decoder.id, template=decoder.chat_template, prompt=builder.cfg.to_dict())
-    stores = {(l, p): RowStore("teacher", **base, layer=l, pooling=p) for l in layers for p in poolings}
+    stores = {(l, p): RowStore("teacher", **base, layer=l, pooling=p, batching=BATCHING) for l in layers for p in poolings}
     fresh: dict[tuple, dict[str, np.ndarray]] = {}
 
     def compute(lp):

@@ -96,3 +96,28 @@ def test_rebuilt_e5_matches_the_engine():
     a, b = engine.encode(texts, progress=False), rebuilt.encode(texts, progress=False)
     assert (a * b).sum(1).min() > 0.999
     assert load_encoder(layers=[4, 8, 12]).encode(texts, progress=False).shape == (4, 1152)
+
+
+def test_cached_rows_do_not_depend_on_what_else_was_missing(decoder):
+    """A cold cache computes a text among other missing texts, a warm one among fewer: the bundled
+    models' vectors and teacher states must be bit-identical either way, or the same seed and data
+    train different models depending on cache history (llink.batching)."""
+    import random
+
+    from llink.data import load_pairs
+    from llink.encoders import load_encoder
+    from llink.prompts import PromptBuilder
+    from llink.teacher import extract
+
+    pairs = load_pairs("test", "km")[:160]
+    km, en = [p.src for p in pairs], [p.en for p in pairs]
+    some = random.Random(0).sample(range(len(pairs)), 23)
+    enc = load_encoder(layers=[4, 8, 12])
+    full = enc.encode(km, progress=False)
+    np.testing.assert_array_equal(enc.encode([km[i] for i in some], batch_size=7, progress=False), full[some])
+    np.testing.assert_array_equal(np.concatenate([enc.encode([km[i]], progress=False) for i in some[:6]]), full[some[:6]])
+    builder = PromptBuilder(decoder.tokenizer)
+    states = extract(decoder, builder, en, [4, "final"], ["mean", "placeholder"], progress=False)
+    part = extract(decoder, builder, [en[i] for i in some], [4, "final"], ["mean", "placeholder"], batch_size=5, progress=False)
+    for key, rows in part.items():
+        np.testing.assert_array_equal(rows, states[key][some])

@@ -27,6 +27,17 @@ def test_extract_matches_hugging_face_hidden_states(tiny_decoder):
         np.testing.assert_allclose(got[("final", "placeholder")][i], last[0, ph].detach().numpy(), atol=1e-5)
 
 
+def test_a_text_gets_the_same_states_in_any_company(tiny_decoder):
+    """What else is missing from the cache decides what shares a batch; it must not change a row."""
+    b = PromptBuilder(tiny_decoder.tokenizer)
+    texts = TEXTS + ["Close the file.", "Print it.", "Open the file menu again."]
+    together = extract(tiny_decoder, b, texts, [1, "final"], ["mean", "placeholder"], batch_size=2, progress=False)
+    for i in (0, 2, 5):
+        alone = extract(tiny_decoder, b, [texts[i]], [1, "final"], ["mean", "placeholder"], progress=False)
+        for key, rows in alone.items():
+            np.testing.assert_array_equal(rows[0], together[key][i])
+
+
 def test_early_stop_gives_the_same_states_as_a_full_pass(tiny_decoder):
     b = PromptBuilder(tiny_decoder.tokenizer)
     early = extract(tiny_decoder, b, TEXTS, [1], ["mean"], progress=False)
