@@ -20,6 +20,7 @@ from ..cache import key_of
 from ..errors import LlinkError
 from ..losses import TeacherQueue, direction_loss, gather_no_grad, gather_with_grad, info_nce, log_norm_loss, temperature_at
 from .common import (
+    TrainClock,
     append_jsonl,
     check_resumable,
     duplicate_groups,
@@ -139,7 +140,7 @@ class AlignRecipe:
         world = self.acc.num_processes
         self.steps_per_epoch = max(1, len(train) // (cfg.batch_size * world))
         self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.step, self.seconds_before = 0, 0.0
+        self.step, self.clock = 0, TrainClock()
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.resume and self.ckpt.exists():
             self._restore()
@@ -159,7 +160,7 @@ class AlignRecipe:
         tensors["rng.torch"] = torch.get_rng_state()
         meta = {"step": self.step, "ptr": int(q["ptr"]), "filled": int(q["filled"]), "param_groups": groups,
                 "config": settings_of(self.cfg), "inputs": self.inputs, "teacher": self.spec.to_dict(),
-                "encoder_dim": self.encoder.dim, "hidden_size": self.decoder.hidden_size, "train_seconds": self._seconds()}
+                "encoder_dim": self.encoder.dim, "hidden_size": self.decoder.hidden_size, "train_seconds": self.clock.seconds()}
         return tensors, meta
 
     def _restore(self) -> None:
@@ -175,14 +176,10 @@ class AlignRecipe:
                                         "vectors": tensors["queue.vectors"], "ids": tensors["queue.ids"]})
         torch.set_rng_state(tensors["rng.torch"])
         self.step = int(meta["step"])
-        self.seconds_before = float(meta.get("train_seconds", 0.0))
+        self.clock = TrainClock(meta.get("train_seconds", 0.0))
         if self.acc.is_main_process:
             truncate_jsonl(self.log, self.step)
             print(f"resumed from {self.ckpt} at step {self.step}/{self.total_steps}")
-
-    def _seconds(self) -> float:
-        """Training wall time of every run that led to this step (a resumed run adds to the one before)."""
-        return self.seconds_before + time.time() - self._t0
 
     def _checkpoint(self) -> None:
         if self.acc.is_main_process:
@@ -208,7 +205,8 @@ class AlignRecipe:
         rank, world = acc.process_index, acc.num_processes
         bar = tqdm(total=self.total_steps, initial=self.step, desc="stage A", unit="step", disable=not (cfg.progress and acc.is_main_process))
         self.projector.train()
-        self._t0, last = time.time(), {}
+        self.clock.start()
+        last = {}
         self.resumed_from_step = self.step
         while self.step < self.total_steps:
             epoch, within = divmod(self.step, self.steps_per_epoch)
@@ -237,7 +235,7 @@ class AlignRecipe:
             if self.step % cfg.checkpoint_every == 0 or self.step == self.total_steps:
                 self._checkpoint()
         bar.close()
-        self.train_seconds = self._seconds()
+        self.train_seconds = self.clock.seconds()
         return last or self.evaluate()
 
     # ------------------------------------------------------------------ save

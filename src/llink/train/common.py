@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +22,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+class TrainClock:
+    """Training wall time of every run that led to a step: a resumed run starts from what its
+    checkpoint recorded, so a reused or resumed stage reports its real cost, not ~0 s."""
+
+    def __init__(self, before: float = 0.0):
+        self.before, self.t0 = float(before), None
+
+    def start(self) -> None:
+        self.t0 = time.time()
+
+    def seconds(self) -> float:
+        return self.before + (time.time() - self.t0 if self.t0 is not None else 0.0)
 
 
 def lr_at(step: int, total: int, peak: float, floor: float, warmup: int) -> float:

@@ -22,6 +22,7 @@ from ..errors import LlinkError
 from ..losses import answer_loss, direction_loss, info_nce, usage_contrast
 from .common import (
     RUN_ONLY,
+    TrainClock,
     append_jsonl,
     check_resumable,
     duplicate_groups,
@@ -141,7 +142,7 @@ class SlotsRecipe:
         world = self.acc.num_processes
         self.total_steps = cfg.steps
         self.per_epoch = max(1, len(self.train_enc) // (cfg.batch_size * world))
-        self.step, self.seconds_before = 0, 0.0
+        self.step, self.clock = 0, TrainClock()
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.resume and self.ckpt.exists():
             self._restore()
@@ -281,15 +282,11 @@ class SlotsRecipe:
         t["rng.torch"] = torch.get_rng_state()
         return t, groups
 
-    def _seconds(self) -> float:
-        """Training wall time of every run that led to this step (a resumed run adds to the one before)."""
-        return self.seconds_before + time.time() - self._t0
-
     def _checkpoint(self) -> None:
         if self.acc.is_main_process:
             tensors, groups = self._tensors()
             meta = {"step": self.step, "mode": self.mode, "param_groups": groups, "shapes": [list(p.shape) for p in self.params],
-                    "config": settings_of(self.cfg), "inputs": self.inputs, "train_seconds": self._seconds()}
+                    "config": settings_of(self.cfg), "inputs": self.inputs, "train_seconds": self.clock.seconds()}
             save_checkpoint(self.ckpt, tensors, meta)
         self.acc.wait_for_everyone()
 
@@ -304,7 +301,7 @@ class SlotsRecipe:
         optimizer_from_tensors(self.opt, tensors, meta["param_groups"])
         torch.set_rng_state(tensors["rng.torch"])
         self.step = int(meta["step"])
-        self.seconds_before = float(meta.get("train_seconds", 0.0))
+        self.clock = TrainClock(meta.get("train_seconds", 0.0))
         if self.acc.is_main_process:
             truncate_jsonl(self.log, self.step)
             print(f"resumed from {self.ckpt} at step {self.step}/{self.total_steps}")
@@ -338,7 +335,8 @@ class SlotsRecipe:
             self.model.train()
         if cfg.gradient_checkpointing:
             _activation_checkpointing(self.decoder.model, True)
-        self._t0, last = time.time(), {}
+        self.clock.start()
+        last = {}
         self.resumed_from_step = self.step
         with self.decoder.adapter(self.adapter):
             while self.step < self.total_steps:
@@ -391,7 +389,7 @@ class SlotsRecipe:
         bar.close()
         if cfg.gradient_checkpointing:
             _activation_checkpointing(self.decoder.model, False)
-        self.train_seconds = self._seconds()
+        self.train_seconds = self.clock.seconds()
         return last
 
     # ------------------------------------------------------------------ save
