@@ -5,8 +5,8 @@ differently for different shapes. A cached vector then depended on which other t
 be missing from the cache when it was computed (measured on e5's pooled layers: ~1e-7), so a model
 trained from a cold cache differed from one trained after a partly filled cache, by about 1 chrF++.
 Here a batch holds texts of one token length only (nothing is padded), and a batch of fewer than
-`MIN_TOKENS` tokens is repeated up to that size: below ~12 rows (batch x length) the kernels take
-a small-matrix path that rounds differently. Every row is then bit-identical to the same text
+`MIN_TOKENS` tokens is repeated up to that size: below ~12 tokens in a batch (rows x length) the
+kernels take a small-matrix path that rounds differently. Every row is then bit-identical to the same text
 computed in any other company, alone included (tests/integration/test_batch_invariance.py).
 """
 
