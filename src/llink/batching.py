@@ -7,7 +7,8 @@ trained from a cold cache differed from one trained after a partly filled cache,
 Here a batch holds texts of one token length only (nothing is padded), and a batch of fewer than
 `MIN_TOKENS` tokens is repeated up to that size: below ~12 tokens in a batch (rows x length) the
 kernels take a small-matrix path that rounds differently. Every row is then bit-identical to the same text
-computed in any other company, alone included (tests/integration/test_batch_invariance.py).
+computed in any other company, alone included (tests/unit/test_encoders.py, test_teacher.py; on the bundled
+models tests/integration/test_bundled.py).
 """
 
 from __future__ import annotations

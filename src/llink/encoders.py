@@ -16,6 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .batching import KEY as BATCHING
+from .batching import same_length_batches
 from .cache import RowStore
 from .errors import LlinkError
 
@@ -106,15 +107,25 @@ def pool_layers(hidden_states, mask, layers: list[int]):
     return torch.cat([torch.nn.functional.normalize(masked_mean(hidden_states[i], mask).float(), dim=-1) for i in layers], -1)
 
 
-def _same_length(ids: list[list[int]], dim: int, batch_size: int, progress: bool, run) -> np.ndarray:
-    """run([equal-length token lists]) -> [rows, dim] over `same_length_batches`, so a text's
-    vector does not depend on what else is encoded with it; rows back in input order."""
-    from .batching import same_length_batches
+def _pooled(model, ids: list[list[int]], device, layers: list[int] | None) -> np.ndarray:
+    """One forward pass over equal-length token lists (nothing padded): the final layer's token
+    mean, or with `layers` each chosen layer's mean, L2-normalised, concatenated."""
+    import torch
 
+    x = torch.tensor(ids, device=device)
+    mask = torch.ones_like(x)
+    if layers:
+        return pool_layers(model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states, mask, layers).cpu().numpy()
+    return masked_mean(model(input_ids=x, attention_mask=mask).last_hidden_state, mask).float().cpu().numpy()
+
+
+def _encode_ids(model, ids: list[list[int]], device, layers: list[int] | None, dim: int, batch_size: int, progress: bool) -> np.ndarray:
+    """`_pooled` over `same_length_batches`, so a text's vector does not depend on what else is
+    encoded with it; rows back in input order."""
     out = np.zeros((len(ids), dim), np.float32)
     bar = tqdm(total=len(ids), desc="encode", unit="sent", disable=not progress or len(ids) < 2 * batch_size)
     for idx, n in same_length_batches([len(t) for t in ids], batch_size):
-        out[idx[:n]] = run([ids[i] for i in idx])[:n]
+        out[idx[:n]] = _pooled(model, [ids[i] for i in idx], device, layers)[:n]
         bar.update(n)
     bar.close()
     return out
@@ -143,16 +154,11 @@ class E5LayersEncoder:
         # readout reads the first window only.
         return len(self.tokenizer.content("query: " + text)) + 2
 
-    def _run(self, ids: list[list[int]]) -> np.ndarray:
-        x = self._torch.tensor(ids, device=self.device)
-        mask = self._torch.ones_like(x)
-        hs = self.model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states
-        return pool_layers(hs, mask, self.layers).cpu().numpy()
-
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
         texts = check_texts(texts)
         with self._torch.inference_mode():
-            return _same_length([self.tokenizer(t) for t in texts], self.dim, batch_size, progress, self._run)
+            ids = [self.tokenizer(t) for t in texts]
+            return _encode_ids(self.model, ids, self.device, self.layers, self.dim, batch_size, progress)
 
 
 class HFEncoder:
@@ -181,20 +187,10 @@ class HFEncoder:
         return len(self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True) -> np.ndarray:
-        torch = self._torch
         texts = check_texts(texts)
-
-        def run(ids: list[list[int]]) -> np.ndarray:
-            x = torch.tensor(ids, device=self.device)
-            mask = torch.ones_like(x)
-            if self.layers:
-                hs = self.model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states
-                return pool_layers(hs, mask, self.layers).cpu().numpy()
-            return masked_mean(self.model(input_ids=x, attention_mask=mask).last_hidden_state, mask).float().cpu().numpy()
-
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"] if texts else []
-        with torch.inference_mode():
-            return _same_length(ids, self.dim, batch_size, progress, run)
+        with self._torch.inference_mode():
+            return _encode_ids(self.model, ids, self.device, self.layers, self.dim, batch_size, progress)
 
 
 def load_encoder(name: str = BUNDLED_ENCODER, device: str = "cpu", layers=None) -> Encoder:
