@@ -105,11 +105,6 @@ def masked_mean(h, mask):
     return (h * m).sum(1) / m.sum(1).clamp_min(1)
 
 
-def pool_layers(hidden_states, mask, layers: list[int]):
-    """[B, len(layers) * H]: each chosen layer's masked token mean, L2-normalised, concatenated."""
-    return _finish([masked_mean(hidden_states[i], mask).float() for i in layers], normalise=True)
-
-
 def _finish(means, normalise: bool):
     """Per-layer [B, H] means -> [B, len * H]: with `normalise` (the layered readout) each layer's
     mean L2-normalised, concatenated; otherwise the one mean as it is."""
@@ -155,18 +150,17 @@ def _encode_windows(model, windows: list[list[tuple[list[int], int]]], device, l
             raw[j, idx[:n]] = m[:n].cpu().numpy()
         bar.update(n)
     bar.close()
-    out = np.zeros((len(windows), dim), np.float32)
+    per_text = np.empty((n_layers, len(windows), hidden), np.float32)
     first = 0
     for t, ws in enumerate(windows):
+        rows = raw[:, first : first + len(ws)]
         if len(ws) == 1:
-            means = [torch.from_numpy(raw[j, first : first + 1]) for j in range(n_layers)]
+            per_text[:, t] = rows[:, 0]
         else:
             weight = np.array([n for _, n in ws], np.float64)[:, None]
-            means = [torch.from_numpy(((raw[j, first : first + len(ws)] * weight).sum(0, keepdims=True) / weight.sum()).astype(np.float32))
-                     for j in range(n_layers)]
-        out[t] = _finish(means, normalise=bool(layers))[0].numpy()
+            per_text[:, t] = (rows * weight).sum(1) / weight.sum()
         first += len(ws)
-    return out
+    return _finish([torch.from_numpy(m) for m in per_text], normalise=bool(layers)).numpy()
 
 
 def split_windows(content: list[int], size: int, wrap) -> list[tuple[list[int], int]]:

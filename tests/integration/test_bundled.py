@@ -108,10 +108,10 @@ def test_a_passage_past_512_tokens_is_read_in_windows_as_the_engine_reads_it():
     passage = " ".join(p.src for p in load_split("test")[:120])
     n = rebuilt.token_count(passage)
     assert n > 2 * 510 and engine.token_count(passage) == n  # three windows or more
-    first = rebuilt.tokenizer.content("query: " + passage)[:510]
     a, b = engine.encode([passage], progress=False)[0], rebuilt.encode([passage], progress=False)[0]
     assert float(a @ b) > 0.999
     tok = rebuilt.tokenizer
+    first = tok.content("query: " + passage)[:510]
     truncated = _encode_windows(rebuilt.model, [[([tok.bos, *first, tok.eos], 510)]], "cpu", [12], 384, 8, False)[0]
     assert float(a @ truncated) < 0.99
 
