@@ -105,16 +105,6 @@ def masked_mean(h, mask):
     return (h * m).sum(1) / m.sum(1).clamp_min(1)
 
 
-def _finish(means, normalise: bool):
-    """Per-layer [B, H] means -> [B, len * H]: with `normalise` (the layered readout) each layer's
-    mean L2-normalised, concatenated; otherwise the one mean as it is."""
-    import torch
-
-    if not normalise:
-        return means[0]
-    return torch.cat([torch.nn.functional.normalize(m, dim=-1) for m in means], -1)
-
-
 def _means(model, ids: list[list[int]], device, layers: list[int] | None) -> list:
     """One forward pass over equal-length token lists (nothing padded): per readout layer (the
     final one when `layers` is None), the [B, H] float32 mean over the tokens."""
@@ -160,7 +150,10 @@ def _encode_windows(model, windows: list[list[tuple[list[int], int]]], device, l
             weight = np.array([n for _, n in ws], np.float64)[:, None]
             per_text[:, t] = (rows * weight).sum(1) / weight.sum()
         first += len(ws)
-    return _finish([torch.from_numpy(m) for m in per_text], normalise=bool(layers)).numpy()
+    if not layers:
+        return per_text[0]
+    # torch's normalize, as this readout always used, so cached rows stay bit-identical
+    return torch.cat([torch.nn.functional.normalize(torch.from_numpy(m), dim=-1) for m in per_text], -1).numpy()
 
 
 def split_windows(content: list[int], size: int, wrap) -> list[tuple[list[int], int]]:
@@ -222,15 +215,8 @@ class HFEncoder:
             self.id += f":layers={','.join(map(str, self.layers))}"
 
     def token_count(self, text: str) -> int:
-        import transformers
-
-        # Unwindowed (encode reads a longer text in windows), so the tokenizer's length warning does not apply.
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()
-        try:
-            return len(self.tokenizer(text)["input_ids"])
-        finally:
-            transformers.logging.set_verbosity(verbosity)
+        # Unwindowed (encode reads a longer text in windows), so the tokenizer's too-long warning does not apply.
+        return len(self.tokenizer(text, verbose=False)["input_ids"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True) -> np.ndarray:
         texts = check_texts(texts)
