@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: benchmarks.support
 
 
 def main() -> None:
@@ -42,7 +46,7 @@ def main() -> None:
     from llink.data import load_pairs
     from llink.model import load_for_inference
     from llink.serve import Limits, create_app
-    from llink.serve.load import run_load, running, untrained_artifact
+    from benchmarks.support import run_load, running, untrained_artifact
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.model or untrained_artifact("e5-small", "smollm2-135m", f"{tmp}/untrained-bundled")

@@ -28,7 +28,8 @@ def main() -> None:
     from llink.projector import Projector
     from llink.prompts import PromptBuilder
     from llink.teacher import extract
-    from llink.train.align import AlignConfig, stage_a_loss
+    from llink.alignment import stage_a_loss
+    from llink_app.recipes.align import AlignConfig
 
     pairs = load_split("train")[: args.sentences]
     enc, dec = load_encoder(), load_decoder()

@@ -42,44 +42,6 @@ def file_fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:20]
 
 
-def code_fingerprint() -> str:
-    """sha256 of llink's own source files: part of the key of results that code computes from
-    cached inputs (sweep probes, generated answers), so an edited library never reads back what
-    the old code produced."""
-    h = hashlib.sha256()
-    pkg = Path(__file__).resolve().parent
-    for path in sorted(pkg.rglob("*.py")):
-        h.update(str(path.relative_to(pkg)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:20]
-
-
-def tensors_fingerprint(path: str | Path) -> str:
-    """sha256 over a safetensors file's tensors (name, dtype, shape, bytes; in name order).
-
-    Not the file's bytes: safetensors writes its metadata map in hash order, which changes from one
-    save to the next, so the same weights saved twice could hash differently."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return _fingerprint(f.keys(), f.get_tensor)  # one tensor in memory at a time
-
-
-def weights_fingerprint(tensors: dict) -> str:
-    """The same hash as `tensors_fingerprint`, over named torch tensors in memory."""
-    return _fingerprint(tensors.keys(), tensors.__getitem__)
-
-
-def _fingerprint(names, get) -> str:
-    import torch
-
-    h = hashlib.sha256()
-    for name in sorted(names):
-        t = get(name).detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:20]
-
-
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call write(tmp_path) then rename onto path, so readers never see a half-written file."""
     path = Path(path)

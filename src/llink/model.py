@@ -34,6 +34,30 @@ def versions() -> dict:
     return {"llink": __version__, "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()}
 
 
+def _read_config(file: Path) -> dict:
+    """An artifact's config.json as a dict, or an error naming the file (never a JSON traceback)."""
+    try:
+        raw = json.loads(file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LlinkError(f"{file} is corrupt (not valid JSON: {e}); the artifact was truncated or edited: "
+                         "restore it, or re-save / re-train the model") from None
+    if not isinstance(raw, dict):
+        raise LlinkError(f"{file} is corrupt (a JSON {type(raw).__name__}, not an object): restore it, or re-save / re-train the model")
+    return raw
+
+
+def _read_weights(file: Path) -> dict[str, torch.Tensor]:
+    """An artifact's tensors, or an error naming the file when it is truncated or not safetensors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError) as e:
+        raise LlinkError(f"{file} is truncated or corrupt ({e}): an interrupted copy or save? "
+                         "Copy the artifact again, or re-save / re-train the model") from None
+
+
 @dataclass
 class LLINKConfig:
     encoder: str
@@ -53,6 +77,7 @@ class LLINKConfig:
     template: str | None = None  # the decoder's chat template, verbatim
     versions: dict = field(default_factory=versions)
     format: int = FORMAT
+    run_key: str | None = None  # the key of the run that made it (llink.lineage); None before keys existed
 
     @classmethod
     def for_models(cls, encoder_name: str, encoder, decoder_name: str, decoder, **fields) -> "LLINKConfig":
@@ -162,11 +187,12 @@ class LLINK(nn.Module):
 
     def embed(self, texts, progress: bool = False, cache: bool = True) -> torch.Tensor:
         """Foreign texts -> aligned vectors. cache=False keeps the texts off disk (a server
-        should not store what its users send)."""
+        should not store what its users send) and reads each text once: the short-batch repeat
+        (llink.batching) only makes cached rows bit-identical across batches, and nothing is cached."""
         from .encoders import check_texts, encode_cached
 
         if not cache:
-            return self.project(self.encoder.encode(check_texts(list(texts)), progress=progress))
+            return self.project(self.encoder.encode(check_texts(list(texts)), progress=progress, repeat_short=False))
         return self.project(encode_cached(self.encoder, texts, progress=progress))
 
     def expand(self, aligned: torch.Tensor) -> torch.Tensor:
@@ -215,15 +241,14 @@ class LLINK(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, encoder=None, decoder=None) -> "LLINK":
-        from safetensors.torch import load_file
-
         path = Path(path)
         if not (path / CONFIG).is_file():
             raise LlinkError(f"{path} is not an LLINK artifact (no {CONFIG})")
         if not (path / WEIGHTS).is_file():
-            raise LlinkError(f"{path} is not an LLINK artifact (no {WEIGHTS})")
+            raise LlinkError(f"{path} is not an LLINK artifact: {path / WEIGHTS} is missing "
+                             "(an incomplete copy? copy the whole directory again, or re-save / re-train the model)")
+        raw = _read_config(path / CONFIG)
         try:
-            raw = json.loads((path / CONFIG).read_text())
             if raw.get("stage") == "direct":
                 raise LlinkError(f"{path} is a direct-finetune baseline, not an LLINK model (load it with DirectModel.from_pretrained)")
             config = LLINKConfig(**raw)
@@ -233,7 +258,7 @@ class LLINK(nn.Module):
             raise LlinkError(f"{path} was written by a newer llink (format {config.format}); upgrade llink")
         model = cls(config)
         try:
-            state = load_file(str(path / WEIGHTS))
+            state = _read_weights(path / WEIGHTS)
             lora = {k[len("lora."):]: state.pop(k) for k in list(state) if k.startswith("lora.")}
             missing, unexpected = model.load_state_dict(state, strict=False)
         except (RuntimeError, OSError) as e:  # size mismatch or an unreadable file
@@ -245,6 +270,24 @@ class LLINK(nn.Module):
         model._lora_state = lora or None
         model.eval()
         return model.attach(encoder=encoder, decoder=decoder)
+
+
+def artifact_key(path: str | Path) -> str | None:
+    """The run key an artifact records in its config.json, or None (no artifact, or one made
+    before run keys)."""
+    try:
+        return json.loads((Path(path) / CONFIG).read_text()).get("run_key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def upstream_key(path: str | Path) -> str:
+    """What a downstream stage keys on for this artifact: its run key, or for an artifact made
+    before run keys, the content hash of its files (never re-saved, so stable)."""
+    from .cache import file_fingerprint
+
+    path = Path(path)
+    return artifact_key(path) or "files-" + "-".join(file_fingerprint(path / f) for f in (CONFIG, WEIGHTS))
 
 
 def inference_dtype(dtype: str, device: str) -> torch.dtype:
@@ -307,13 +350,13 @@ class DirectModel:
             self.attach(decoder)
 
     @staticmethod
-    def save(path: str | Path, decoder, adapter: str, prompt: PromptConfig, lora: dict) -> Path:
+    def save(path: str | Path, decoder, adapter: str, prompt: PromptConfig, lora: dict, run_key: str | None = None) -> Path:
         from safetensors.torch import save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         config = {"stage": "direct", "decoder_id": decoder.id, "hidden_size": decoder.hidden_size, "prompt": prompt.to_dict(),
-                  "lora": lora, "template": decoder.chat_template, "versions": versions(), "format": FORMAT}
+                  "lora": lora, "template": decoder.chat_template, "versions": versions(), "format": FORMAT, "run_key": run_key}
         state = {f"lora.{k}": v for k, v in decoder.lora_state(adapter).items()}
         atomic_write(path / WEIGHTS, lambda t: save_file(state, t, metadata={"format": "pt", "llink": __version__}))
         atomic_write(path / CONFIG, lambda t: Path(t).write_text(json.dumps(config, indent=2, ensure_ascii=False)))
@@ -321,15 +364,15 @@ class DirectModel:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, decoder=None) -> "DirectModel":
-        from safetensors.torch import load_file
-
         path = Path(path)
         if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
-            raise LlinkError(f"{path} is not a direct-finetune artifact (needs {CONFIG} and {WEIGHTS})")
-        config = json.loads((path / CONFIG).read_text())
+            missing = " and ".join(str(path / f) for f in (CONFIG, WEIGHTS) if not (path / f).is_file())
+            raise LlinkError(f"{path} is not a direct-finetune artifact: {missing} missing "
+                             "(an incomplete copy? copy the whole directory again, or re-train the baseline)")
+        config = _read_config(path / CONFIG)
         if config.get("stage") != "direct":
             raise LlinkError(f"{path} is not a direct-finetune artifact (stage {config.get('stage')!r})")
-        state = load_file(str(path / WEIGHTS))
+        state = _read_weights(path / WEIGHTS)
         return cls(config, {k[len("lora."):]: v for k, v in state.items()}, decoder)
 
     def attach(self, decoder) -> "DirectModel":

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .batching import KEY as BATCHING
 from .batching import same_length_batches
+from .lineage import version
 from .cache import RowStore
 from .decoders import Decoder
 from .errors import LlinkError
@@ -166,7 +166,8 @@ def cached_states(
     those in one pass for every setting that misses them."""
     texts = list(texts)
     base = dict(decoder=decoder.id, template=decoder.chat_template, prompt=builder.cfg.to_dict())
-    stores = {(l, p): RowStore("teacher", **base, layer=l, pooling=p, batching=BATCHING) for l in layers for p in poolings}
+    tags = version("batching", "teacher")  # llink.lineage: a changed extraction is a new namespace
+    stores = {(l, p): RowStore("teacher", **base, layer=l, pooling=p, tags=tags) for l in layers for p in poolings}
     fresh: dict[tuple, dict[str, np.ndarray]] = {}
 
     def compute(lp):

@@ -69,7 +69,7 @@ def test_converted_decoder_matches_the_gguf(decoder):
 
 
 def _cli(*args):
-    r = subprocess.run([sys.executable, "-m", "llink.cli", *args], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, "-m", "llink_app", *args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
 
@@ -116,10 +116,11 @@ def test_a_passage_past_512_tokens_is_read_in_windows_as_the_engine_reads_it():
     assert float(a @ truncated) < 0.99
 
 
-def test_cached_rows_do_not_depend_on_what_else_was_missing(decoder):
+def test_cached_rows_agree_whatever_else_was_missing(decoder):
     """A cold cache computes a text among other missing texts, a warm one among fewer: the bundled
-    models' vectors and teacher states must be bit-identical either way, or the same seed and data
-    train different models depending on cache history (llink.batching)."""
+    models' vectors and teacher states agree within 1e-6 either way, on any CPU. (Bit-identity is
+    not promised across batch shapes: BLAS blocking differs between CPUs. Reuse never depends on
+    it: llink.lineage.)"""
     import random
 
     from llink.data import load_pairs
@@ -132,10 +133,11 @@ def test_cached_rows_do_not_depend_on_what_else_was_missing(decoder):
     some = random.Random(0).sample(range(len(pairs)), 23)
     enc = load_encoder(layers=[4, 8, 12])
     full = enc.encode(km, progress=False)
-    np.testing.assert_array_equal(enc.encode([km[i] for i in some], batch_size=7, progress=False), full[some])
-    np.testing.assert_array_equal(np.concatenate([enc.encode([km[i]], progress=False) for i in some[:6]]), full[some[:6]])
+    close = dict(rtol=0, atol=1e-6)
+    np.testing.assert_allclose(enc.encode([km[i] for i in some], batch_size=7, progress=False), full[some], **close)
+    np.testing.assert_allclose(np.concatenate([enc.encode([km[i]], progress=False) for i in some[:6]]), full[some[:6]], **close)
     builder = PromptBuilder(decoder.tokenizer)
     states = extract(decoder, builder, en, [4, "final"], ["mean", "placeholder"], progress=False)
     part = extract(decoder, builder, [en[i] for i in some], [4, "final"], ["mean", "placeholder"], batch_size=5, progress=False)
     for key, rows in part.items():
-        np.testing.assert_array_equal(rows, states[key][some])
+        np.testing.assert_allclose(rows, states[key][some], rtol=1e-6, atol=1e-5)  # states of norm ~1e2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from llink.cli import main
+from llink_app.__main__ import main
 from llink.errors import LlinkError
 
 WORDS_EN = "open save file menu choose quick brown fox lazy dog help tool".split()
@@ -65,7 +65,7 @@ def test_same_seed_same_metrics(tiny_dirs, tmp_path):
 def kill_after_first_checkpoint(argv: list[str], out: Path, timeout: float = 180) -> None:
     """Run `llink argv` in a subprocess and SIGKILL it as soon as out/checkpoint.safetensors exists."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "llink.cli", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "llink_app", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     while not (out / "checkpoint.safetensors").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llink.data import Pair, load_split, normalize, read_pairs, write_pairs
+from llink.data import Pair, load_pairs, load_split, normalize, read_pairs, write_pairs
 from llink.data.debian import (
     is_test_eligible,
     parse_ftl,
@@ -174,6 +174,74 @@ def test_error_bad_utf8_and_bad_gzip(tmp_path):
     g = tmp_path / "d.tsv.gz"
     g.write_bytes(b"not gzip")
     assert_error(g, "gzip")
+
+
+# --- which column is which: never a silent misread ----------------------------------------------
+
+HI = "हिन्दी भाषा"
+
+
+def test_hi_header_with_provenance_column_reads_the_hindi(tmp_path):
+    # What `llink data build --lang hi` writes: the provenance column must not become the text.
+    f = write(tmp_path / "test.tsv.gz", f"hi\ten\tsource\n{HI}\tHindi language\tfirefox:a.ftl#k\n")
+    want = [Pair(HI, "Hindi language", "firefox:a.ftl#k")]
+    assert read_pairs(f) == want  # hi is a code the builder knows
+    assert read_pairs(f, lang="hi") == want
+    assert read_pairs(f, lang="km") == want  # the CLI's default --lang: the known code still wins
+    assert load_pairs("test", "km", f) == want
+    g = write(tmp_path / "hi.jsonl", json.dumps({"hi": HI, "en": "Hindi", "source": "p"}) + "\n")
+    assert read_pairs(g) == [Pair(HI, "Hindi", "p")]
+
+
+def test_lang_column_wins_over_other_candidates(tmp_path):
+    f = write(tmp_path / "d.tsv", f"text\tth\ten\nnote\tภาษาไทย\tThai\n")
+    assert read_pairs(f, lang="th") == [Pair("ภาษาไทย", "Thai")]
+    g = write(tmp_path / "d.jsonl", json.dumps({"text": "note", "th": "ภาษาไทย", "en": "Thai"}))
+    assert read_pairs(g, lang="th") == [Pair("ภาษาไทย", "Thai")]
+
+
+@pytest.mark.parametrize("header, why", [
+    ("th\ten\tsource", "is 'th' the source-language text, or 'source'?"),  # unknown code
+    ("km\tsource", "no English column"),
+    ("foo\ten", "no source-language text column"),
+    ("km\tlo\ten", "two candidate source-language text columns ('km', 'lo')"),
+    ("km\ten\tenglish", "two candidate English columns"),
+])
+def test_unidentifiable_header_is_an_error(tmp_path, header, why):
+    f = write(tmp_path / "data.tsv", f"{header}\nภาษาไทย\tThai\tx\n")
+    assert_error(f, "cannot tell the columns apart", repr(header), why,
+                 "name the columns <lang> (or src) and en", "or pass --lang")
+
+
+def test_unidentifiable_jsonl_fields_are_an_error(tmp_path):
+    f = write(tmp_path / "d.jsonl", json.dumps({"th": "ภาษาไทย", "en": "Thai", "source": "x"}))
+    assert_error(f, "d.jsonl:1:", "cannot tell the fields apart", "'th'", "or pass --lang")
+    assert read_pairs(f, lang="th") == [Pair("ภาษาไทย", "Thai", "x")]
+
+
+def test_headerless_file_with_english_first_is_refused(tmp_path):
+    f = write(tmp_path / "swapped.tsv", f"Hindi language\t{HI}\nThe letter ka\tक\n")
+    assert_error(f, "columns look swapped", "column 1", "Latin", "column 2", "Hindi (hi)",
+                 "swap the columns", "en<TAB>hi")
+    g = write(tmp_path / "swapped.tsv.gz", f"Khmer language\t{KM}\n")
+    assert_error(g, "columns look swapped", "Khmer (km)")
+
+
+def test_header_whose_columns_hold_each_others_text_is_refused(tmp_path):
+    f = write(tmp_path / "d.tsv", f"km\ten\nKhmer language\t{KM}\n")
+    assert_error(f, "columns look swapped", "column 'km'", "column 'en'", "check the header line")
+    g = write(tmp_path / "d.jsonl", json.dumps({"src": "Khmer", "en": KM}, ensure_ascii=False))
+    assert_error(g, "fields look swapped", "field 'src'", "field 'en'")
+
+
+def test_headerless_km_file_still_read_including_latin_words(tmp_path):
+    rows = f"{KM}\tKhmer language\nបើក Firefox\tOpen Firefox\nAPI ថ្មី\tnew API\n"
+    f = write(tmp_path / "d.tsv", rows)
+    assert read_pairs(f, lang="km") == [
+        Pair(KM, "Khmer language"), Pair("បើក Firefox", "Open Firefox"), Pair("API ថ្មី", "new API")
+    ]
+    # All-Latin on both sides (e.g. a romanised language) is not "swapped".
+    assert read_pairs(write(tmp_path / "r.tsv", "sabai dee\thello\n")) == [Pair("sabai dee", "hello")]
 
 
 # --- builder pieces (no network) ----------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 import pytest
 
-from llink.demo import summary_lines, update_readme
+from llink_app.demo.readme import update_readme
+from llink_app.demo.report import summary_lines
 from llink.errors import LlinkError
 from llink.eval.plots import token_bars
 
@@ -68,7 +69,7 @@ def test_token_bars_writes_a_png(tmp_path):
 
 
 def test_demo_checks_the_readme_before_running(tmp_path):
-    from llink.demo import demo
+    from llink_app.demo.pipeline import demo
 
     readme = tmp_path / "README.md"
     readme.write_text("# no block\n")
@@ -79,7 +80,7 @@ def test_demo_checks_the_readme_before_running(tmp_path):
 
 def test_numbers_diagnostic_samples_dev_texts_that_share_a_number_with_their_reference(tmp_path):
     from llink.data.io import Pair
-    from llink.demo import _numbers
+    from llink_app.demo.pipeline import _numbers
     from llink.eval.generate import System
 
     dev = [Pair("ចុច ៣ ដង", "Click 3 times"), Pair("ទំព័រទី ១", "The first page"), Pair("គ្មាន​លេខ", "No number"),

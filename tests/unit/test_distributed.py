@@ -25,7 +25,7 @@ def test_two_cpu_processes(tiny_dirs, tmp_path):
     data = write_pairs(tmp_path / "pairs.tsv")
     out = tmp_path / "ddp"
     cmd = [str(launcher), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "llink.cli", *args(tiny_dirs, data, out, epochs=8, batch_size=8)]
+           "-m", "llink_app", *args(tiny_dirs, data, out, epochs=8, batch_size=8)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-3000:]

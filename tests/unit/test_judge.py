@@ -68,7 +68,7 @@ def test_judge_prompt_is_versioned_and_filled():
 
 
 def test_eval_judge_cli(tmp_path, capsys):
-    from llink.cli import main
+    from llink_app.__main__ import main
 
     f = tmp_path / "outputs.jsonl"
     f.write_text('{"system": "A"}\n')

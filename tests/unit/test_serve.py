@@ -19,7 +19,7 @@ pytest.importorskip("uvicorn")
 
 from llink.model import LLINK  # noqa: E402
 from llink.serve import Limits, create_app  # noqa: E402
-from llink.serve.load import post, run_load, running, untrained_artifact  # noqa: E402
+from benchmarks.support import post, run_load, running, untrained_artifact  # noqa: E402
 
 KM = "ចុច​លើ​ប៊ូតុង​ដើម្បី​រក្សា​ទុក​ឯកសារ។"
 KM2 = "បើក​ម៉ឺនុយ​ឯកសារ ហើយ​ជ្រើស​រក្សា​ទុក​ជា"
@@ -359,7 +359,7 @@ def test_load_generator(srv):
 
 
 def test_cli_documents_serve_and_needs_a_model(capsys):
-    from llink.cli import main
+    from llink_app.__main__ import main
 
     with pytest.raises(SystemExit) as e:
         main(["serve", "--help"])

@@ -1,6 +1,6 @@
 import json
 
-from llink.cli import main
+from llink_app.__main__ import main
 from tests.unit.test_align import write_pairs
 
 

@@ -35,7 +35,7 @@ def test_a_text_gets_the_same_states_in_any_company(tiny_decoder):
     for i in (0, 2, 5):
         alone = extract(tiny_decoder, b, [texts[i]], [1, "final"], ["mean", "placeholder"], progress=False)
         for key, rows in alone.items():
-            np.testing.assert_array_equal(rows[0], together[key][i])
+            np.testing.assert_allclose(rows[0], together[key][i], rtol=1e-6, atol=1e-6)  # any CPU: no bit-identity across shapes
 
 
 def test_early_stop_gives_the_same_states_as_a_full_pass(tiny_decoder):

@@ -22,25 +22,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from llink.data.io import Pair, normalize, write_pairs
+from llink.data.scripts import LANGUAGE_NAMES, SCRIPT_RANGES, in_script
 from llink.errors import LlinkError
 
-# Main block + extension block of each script; a "translation" with none of these characters
-# is an untranslated English fall-back.
-SCRIPT_RANGES: dict[str, list[tuple[int, int]]] = {
-    "km": [(0x1780, 0x17FF), (0x19E0, 0x19FF)],  # Khmer, Khmer Symbols
-    "lo": [(0x0E80, 0x0EFF)],  # Lao
-    "my": [(0x1000, 0x109F), (0xAA60, 0xAA7F), (0xA9E0, 0xA9FF)],  # Myanmar + Ext-A/B
-    "si": [(0x0D80, 0x0DFF), (0x111E0, 0x111FF)],  # Sinhala + Archaic Numbers
-    "bo": [(0x0F00, 0x0FFF)],  # Tibetan
-    "am": [(0x1200, 0x137F), (0x1380, 0x139F), (0x2D80, 0x2DDF), (0xAB00, 0xAB2F)],  # Ethiopic
-    "dz": [(0x0F00, 0x0FFF)],  # Dzongkha, Tibetan script
-    "hi": [(0x0900, 0x097F), (0xA8E0, 0xA8FF)],  # Devanagari + Extended
-}
 # Mozilla names some locales by region too (firefox-esr-l10n-hi-in).
 FIREFOX_LOCALES = {"hi": "hi-in", "pa": "pa-in", "gu": "gu-in", "ne": "ne-np"}
-
-LANGUAGE_NAMES = {"km": "Khmer", "lo": "Lao", "my": "Burmese", "si": "Sinhala", "bo": "Tibetan",
-                  "am": "Amharic", "dz": "Dzongkha", "hi": "Hindi"}
 
 HELP_EN_PACKAGE = "libreoffice-help-en-us"
 FIREFOX_EN_PACKAGE = "firefox-esr"
@@ -81,7 +67,7 @@ def build_corpus(
     """Download, extract, pair, filter and split; write {train,dev,test}.tsv.gz + SOURCES.md."""
     if lang not in SCRIPT_RANGES:
         raise LlinkError(f"no script range for language {lang!r}; known: "
-                         f"{', '.join(sorted(SCRIPT_RANGES))} (add one to SCRIPT_RANGES)")
+                         f"{', '.join(sorted(SCRIPT_RANGES))} (add one to SCRIPT_RANGES in llink/data/scripts.py)")
     out_dir = Path(out_dir) if out_dir is not None else Path("data") / f"en-{lang}"
     work_dir = Path(work_dir) if work_dir is not None else Path(".work") / "debian"
     pkgs = Packages.for_lang(lang)
@@ -154,13 +140,8 @@ def _run(cmd: list[str], name: str, cwd: Path | None = None) -> str:
 
 
 def _translation_filter(lang: str):
-    ranges = SCRIPT_RANGES[lang]
-
-    def in_script(text: str) -> bool:
-        return any(lo <= ord(ch) <= hi for ch in text for lo, hi in ranges)
-
     def keep(p: Pair) -> bool:
-        return bool(p.src and p.en) and p.src != p.en and in_script(p.src)
+        return bool(p.src and p.en) and p.src != p.en and in_script(p.src, lang)
 
     return keep
 

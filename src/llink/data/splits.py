@@ -52,7 +52,7 @@ def load_split(split: str, lang: str = "km", data_dir: str | Path | None = None)
 def load_pairs(split: str, lang: str = "km", data: str | Path | None = None) -> list[Pair]:
     """A user's TSV/JSONL file when given, else the committed split: the one place every
     command makes that choice."""
-    return read_pairs(data) if data else load_split(split, lang=lang)
+    return read_pairs(data, lang=lang) if data else load_split(split, lang=lang)
 
 
 def split_stats(pairs: list[Pair]) -> dict:

@@ -18,8 +18,6 @@ import numpy as np
 from ..errors import LlinkError
 from .io import Pair
 
-SYNTH_VERSION = 1  # bump when the instructions below change: it is part of the cache key
-
 TASKS = {
     "translate": ["Translate to English."],
     "summarise": ["Summarise this text in one short English sentence."],
@@ -105,6 +103,7 @@ def synthesize(
     from tqdm.auto import tqdm
 
     from ..cache import TextStore
+    from ..lineage import version
 
     tasks = parse_tasks(tasks)
     pool = eligible(pairs, min_chars, max_chars)
@@ -122,7 +121,7 @@ def synthesize(
         chosen = [pool[i] for i in idx]
         instr = [instructions[j % len(instructions)] for j in range(len(chosen))]
         requests = [(i, p.en) for i, p in zip(instr, chosen)]
-        store = TextStore("synth", generator=generator.id, version=SYNTH_VERSION)
+        store = TextStore("synth", generator=generator.id, tags=version("synth"))  # llink.lineage
         keys = [json.dumps(r, ensure_ascii=False) for r in requests]
         bar = tqdm(total=len(keys), desc=f"synth {task}", unit="ex", disable=not progress)
 

@@ -101,7 +101,7 @@ class System:
 def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int = 16, seed: int = 17) -> list[System]:
     """base / direct_finetune / llink / llink_shuffled, decoded identically (greedy)."""
     from ..generate import generate
-    from ..train.slots import shuffled_order
+    from .controls import shuffled_order
 
     dec = model.decoder
     builder = model.builder

@@ -87,3 +87,42 @@ def both_directions(a, b, *, a_groups=None, b_groups=None, **kw) -> dict:
         "km2en": retrieval_metrics(a, b, key_groups=b_groups, **kw),
         "en2km": retrieval_metrics(b, a, key_groups=a_groups, **kw),
     }
+
+
+def retrieval_report(model, pairs, progress: bool = True, with_base: bool = True, seed: int = 17) -> tuple[dict, dict]:
+    """Metrics for llink, the encoder ceiling, the base decoder reading the source text, and an
+    untrained projector, all on the same pairs; plus each system's km->en ranks (for plots)."""
+    from ..encoders import encode_cached
+    from ..prompts import PromptBuilder
+    from ..projector import Projector
+    from ..teacher import teacher_vectors
+    from ..data.sampling import duplicate_groups
+
+    src, en = [p.src for p in pairs], [p.en for p in pairs]
+    groups = duplicate_groups(src, en)
+    spec, stats = model.config.teacher_spec, model.teacher_stats
+    builder = PromptBuilder(model.decoder.tokenizer, model.config.prompt_config)
+    x_src = encode_cached(model.encoder, src, progress=progress)
+    y_en = torch.from_numpy(teacher_vectors(model.decoder, builder, spec, en, stats, progress=progress))
+    systems = {"llink": model.project(x_src)}
+    x_en = encode_cached(model.encoder, en, progress=progress)
+    ceiling = (torch.from_numpy(x_src - x_src.mean(0)), torch.from_numpy(x_en - x_en.mean(0)))
+    torch.manual_seed(seed)
+    rand = Projector(model.config.encoder_dim, model.config.hidden_size, **model.config.projector)
+    rand.in_mean.copy_(model.projector.in_mean)
+    with torch.no_grad():
+        systems["random"] = rand.eval()(torch.from_numpy(x_src))
+    if with_base:
+        # The decoder reading the raw source text, pooled exactly like the teacher.
+        systems["base"] = torch.from_numpy(teacher_vectors(model.decoder, builder, spec, src, stats, progress=progress, batch_size=8))
+    res, rk = {}, {}
+    for name, q in systems.items():
+        res[name] = both_directions(q, y_en, key_groups=groups)
+        rk[name] = ranks(q, y_en, key_groups=groups)
+    res["encoder_ceiling"] = both_directions(*ceiling, key_groups=groups)
+    rk["encoder_ceiling"] = ranks(*ceiling, key_groups=groups)
+    order = ["llink", "encoder_ceiling", "base", "random"]
+    out = {k: res[k] for k in order if k in res}
+    out["teacher"] = spec.to_dict()
+    out["pairs"] = len(pairs)
+    return out, rk

@@ -86,8 +86,8 @@ class Engine:
     # -- jobs: these run on the worker thread only ---------------------------------------
     @torch.no_grad()
     def _aligned(self, texts: Sequence[str]) -> torch.Tensor:
-        # cache=False: the on-disk vector cache would keep every text anyone ever sent. The
-        # in-memory LRU replaces it.
+        # cache=False: the on-disk vector cache would keep every text anyone ever sent (the
+        # in-memory LRU replaces it), and each text is read once, without the short-batch repeat.
         return self.model.embed(list(texts), cache=False)
 
     @torch.no_grad()
@@ -96,7 +96,7 @@ class Engine:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key], True
-        slots = self.model.slots([passage], cache=False)
+        slots = self.model.slots([passage], cache=False)  # read once, as _aligned
         if self.cache_size > 0:
             self._cache[key] = slots
             while len(self._cache) > self.cache_size:

@@ -1,4 +1,4 @@
-"""The one `llink` command. Each subcommand is a typed function whose signature is its config;
+"""The one `llink` command (`python -m llink_app`, or the `llink` script). Each subcommand is a typed function whose signature is its config;
 `--recipe FILE.yaml` (or `--config`) fills it from a recipe, and flags override the recipe."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import LlinkError
+from llink.errors import LlinkError
 
 
 def _print_json(obj) -> None:
@@ -25,7 +25,7 @@ def data_build(lang: str = "km", out: Path | None = None, work_dir: Path = Path(
         work_dir: where packages are downloaded and unpacked.
         seed: seed of the dev-file and test-pair sampling.
     """
-    from .data import build_corpus
+    from llink.data import build_corpus
 
     _print_json(build_corpus(lang=lang, out_dir=out, work_dir=work_dir, seed=seed))
 
@@ -38,7 +38,7 @@ def data_stats(lang: str = "km", data_dir: Path | None = None, json: bool = Fals
         data_dir: directory holding en-<lang>/ (default: the repository's data/).
         json: print JSON instead of a table.
     """
-    from .data import corpus_stats
+    from llink.data import corpus_stats
 
     stats = corpus_stats(lang=lang, data_dir=data_dir)
     if json:
@@ -60,9 +60,9 @@ def tokens(split: str = "test", lang: str = "km", data: Path | None = None, deco
         k: number of soft slots LLINK uses instead of the source tokens.
         json: print JSON.
     """
-    from .data import load_pairs
-    from .decoders import load_decoder
-    from .eval.tokens import inflation
+    from llink.data import load_pairs
+    from llink.decoders import load_decoder
+    from llink.eval.tokens import inflation
 
     if k < 1:
         raise LlinkError(f"--k must be >= 1, got {k}")
@@ -120,9 +120,9 @@ def synth(
         batch_size: generation batch size (local generator).
         seed: seed of the per-task samples.
     """
-    from .data import load_pairs
-    from .data.synth import EndpointGenerator, LocalGenerator, parse_tasks, synthesize, write_examples
-    from .decoders import load_decoder
+    from llink.data import load_pairs
+    from llink.data.synth import EndpointGenerator, LocalGenerator, parse_tasks, synthesize, write_examples
+    from llink.decoders import load_decoder
 
     names = parse_tasks(tasks)
     if generator_url:
@@ -141,22 +141,24 @@ def synth(
 
 
 def _commands() -> dict:
-    from .train import align as align_mod
-    from .train import slots as slots_mod
-    from .teacher_cli import teacher_build, teacher_sweep
-    from .eval.cli import eval_generate, eval_judge, eval_retrieval
-    from .generate_cli import chat, generate
-    from .demo import demo
-    from .serve.cli import serve
+    """The command table: each entry is a typed function whose signature is its config."""
+    from .demo.pipeline import demo
+    from .evaluate import eval_generate, eval_judge, eval_retrieval
+    from .generate import chat, generate
+    from .recipes.align import align
+    from .recipes.direct import finetune_direct
+    from .recipes.slots import slots
+    from .serve import serve
+    from .teacher import teacher_build, teacher_sweep
 
     return {
         "data": {"build": data_build, "stats": data_stats},
         "tokens": tokens,
         "synth": synth,
         "teacher": {"build": teacher_build, "sweep": teacher_sweep},
-        "align": align_mod.align,
-        "slots": slots_mod.slots,
-        "finetune-direct": slots_mod.finetune_direct,
+        "align": align,
+        "slots": slots,
+        "finetune-direct": finetune_direct,
         "eval": {"retrieval": eval_retrieval, "generate": eval_generate, "judge": eval_judge},
         "generate": generate,
         "chat": chat,
@@ -165,38 +167,68 @@ def _commands() -> dict:
     }
 
 
-# Boolean options read as flags: `--json` means `--json=true`, `--no_json` means `--json=false`.
-_FLAGS = {"json", "resume", "cpu", "progress", "base"}
-# Only negatable: `--direct` takes a path in `llink eval generate`, `--no_direct` is the demo's switch.
-_NEGATABLE = _FLAGS | {"direct"}
+def _command(argv: list[str], table: dict):
+    """The function `argv` names (None for a bare `llink` or `llink --help`)."""
+    node = table
+    for a in argv:
+        if not isinstance(node, dict):
+            break
+        if a in node:
+            node = node[a]
+        elif not a.startswith("-"):
+            return None
+    return node if callable(node) else None
 
 
-def _normalise_argv(argv: list[str]) -> list[str]:
-    argv = ["--from_stage_a" if a == "--from" else (("--from_stage_a=" + a[len("--from="):]) if a.startswith("--from=") else a) for a in argv]
-    argv = ["--config" if a == "--recipe" else (("--config=" + a[len("--recipe="):]) if a.startswith("--recipe=") else a) for a in argv]
+def _bools(fn) -> set[str]:
+    """The command's boolean options, read from its signature: `--json` means `--json=true`
+    and `--no_json` `--json=false` (jsonargparse itself wants a value after a bool)."""
+    import inspect
+    from typing import Annotated, get_args, get_origin
+
+    def is_bool(t) -> bool:
+        if get_origin(t) is Annotated:
+            return is_bool(get_args(t)[0])
+        return t is bool
+
+    return {n for n, p in inspect.signature(fn, eval_str=True).parameters.items() if is_bool(p.annotation)}
+
+
+def _normalise_argv(argv: list[str], table: dict | None = None) -> list[str]:
+    # `--max-new-tokens` is `--max_new_tokens`: options are spelled either way, as most CLIs accept
     out = []
-    for i, a in enumerate(argv):
-        name = a[2:].replace("-", "_")
-        nxt = argv[i + 1] if i + 1 < len(argv) else None
-        if a.startswith("--") and name in _FLAGS and nxt not in ("true", "false"):
-            a = f"--{name}=true"
-        elif a.startswith("--no") and name[3:].lstrip("_") in _NEGATABLE:
-            a = f"--{name[3:].lstrip('_')}=false"
+    for a in argv:
+        if a.startswith("--") and len(a) > 2:
+            name, eq, value = a[2:].partition("=")
+            a = "--" + name.replace("-", "_") + eq + value
         out.append(a)
-    argv = out
+    argv = ["--from_stage_a" if a == "--from" else (("--from_stage_a=" + a[len("--from="):]) if a.startswith("--from=") else a) for a in out]
+    argv = ["--config" if a == "--recipe" else (("--config=" + a[len("--recipe="):]) if a.startswith("--recipe=") else a) for a in argv]
     # `llink teacher ...` without a verb means `llink teacher build ...`
     if argv[:1] == ["teacher"] and (len(argv) == 1 or argv[1] not in ("build", "sweep", "-h", "--help")):
         argv.insert(1, "build")
-    return argv
+    fn = _command(argv, table if table is not None else _commands())
+    flags = _bools(fn) if fn is not None else set()
+    out = []
+    for i, a in enumerate(argv):
+        name = a[2:]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if a.startswith("--") and name in flags and nxt not in ("true", "false"):
+            a = f"--{name}=true"
+        elif a.startswith("--no") and "=" not in a and name[2:].lstrip("_") in flags:
+            a = f"--{name[2:].lstrip('_')}=false"
+        out.append(a)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     from jsonargparse import CLI
 
-    argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        CLI(_commands(), args=argv, prog="llink", description="LLINK: languages as modalities for small decoders.")
+        table = _commands()
+        argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv), table)
+        CLI(table, args=argv, prog="llink", description="LLINK: languages as modalities for small decoders.")
     except LlinkError as e:
         print(f"llink: error: {e}", file=sys.stderr)
         return 2

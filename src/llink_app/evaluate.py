@@ -1,52 +1,10 @@
-"""`llink eval retrieval`: decoder-space retrieval for LLINK and its reference systems."""
+"""`llink eval retrieval | generate | judge`: the evaluation commands over the library's metrics."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from ..errors import LlinkError
-
-
-def retrieval_report(model, pairs, progress: bool = True, with_base: bool = True, seed: int = 17) -> tuple[dict, dict]:
-    """Metrics for llink, the encoder ceiling, the base decoder reading the source text, and an
-    untrained projector, all on the same pairs; plus each system's km->en ranks (for plots)."""
-    from ..encoders import encode_cached
-    from ..prompts import PromptBuilder
-    from ..projector import Projector
-    from ..teacher import teacher_vectors
-    from ..train.common import duplicate_groups
-    from .retrieval import both_directions, ranks
-
-    src, en = [p.src for p in pairs], [p.en for p in pairs]
-    groups = duplicate_groups(src, en)
-    spec, stats = model.config.teacher_spec, model.teacher_stats
-    builder = PromptBuilder(model.decoder.tokenizer, model.config.prompt_config)
-    x_src = encode_cached(model.encoder, src, progress=progress)
-    y_en = torch.from_numpy(teacher_vectors(model.decoder, builder, spec, en, stats, progress=progress))
-    systems = {"llink": model.project(x_src)}
-    x_en = encode_cached(model.encoder, en, progress=progress)
-    ceiling = (torch.from_numpy(x_src - x_src.mean(0)), torch.from_numpy(x_en - x_en.mean(0)))
-    torch.manual_seed(seed)
-    rand = Projector(model.config.encoder_dim, model.config.hidden_size, **model.config.projector)
-    rand.in_mean.copy_(model.projector.in_mean)
-    with torch.no_grad():
-        systems["random"] = rand.eval()(torch.from_numpy(x_src))
-    if with_base:
-        # The decoder reading the raw source text, pooled exactly like the teacher.
-        systems["base"] = torch.from_numpy(teacher_vectors(model.decoder, builder, spec, src, stats, progress=progress, batch_size=8))
-    res, rk = {}, {}
-    for name, q in systems.items():
-        res[name] = both_directions(q, y_en, key_groups=groups)
-        rk[name] = ranks(q, y_en, key_groups=groups)
-    res["encoder_ceiling"] = both_directions(*ceiling, key_groups=groups)
-    rk["encoder_ceiling"] = ranks(*ceiling, key_groups=groups)
-    order = ["llink", "encoder_ceiling", "base", "random"]
-    out = {k: res[k] for k in order if k in res}
-    out["teacher"] = spec.to_dict()
-    out["pairs"] = len(pairs)
-    return out, rk
+from llink.errors import LlinkError
 
 
 def print_retrieval(res: dict) -> None:
@@ -82,9 +40,10 @@ def eval_retrieval(
     """
     import json as jsonlib
 
-    from ..data import load_pairs
-    from ..model import LLINK
-    from .plots import rank_histogram
+    from llink.data import load_pairs
+    from llink.eval.plots import rank_histogram
+    from llink.eval.retrieval import retrieval_report
+    from llink.model import LLINK
 
     if model is None:
         raise LlinkError("--model is required: an LLINK artifact directory (e.g. runs/align/llink)")
@@ -151,10 +110,10 @@ def eval_generate(
     """
     import json as jsonlib
 
-    from ..data import load_pairs
-    from ..model import DirectModel
-    from ..train.align import subsample
-    from .generate import OTHER_TASKS, SYSTEMS, evaluate_generation, llink_systems
+    from llink.data import load_pairs
+    from llink.model import DirectModel
+    from llink.data.sampling import subsample
+    from llink.eval.generate import OTHER_TASKS, SYSTEMS, evaluate_generation, llink_systems
 
     if n < 2:
         raise LlinkError(f"--n must be >= 2, got {n}")
@@ -173,7 +132,7 @@ def eval_generate(
             raise LlinkError(f"unknown system(s) {unknown or systems!r}; choose from {', '.join(SYSTEMS)}")
         if "direct_finetune" in wanted and direct is None:
             raise LlinkError("--systems direct_finetune needs --direct DIR")
-    from ..generate_cli import _load
+    from .generate import _load
 
     m = _load(model, fold=False)  # the base and direct systems need the decoder without this LoRA
     d = DirectModel.from_pretrained(direct, decoder=m.decoder) if direct is not None else None
@@ -219,8 +178,8 @@ def eval_judge(
     """
     import json as jsonlib
 
-    from .judge import EndpointJudge, LocalJudge, ReferenceJudge, pairwise
-    from .plots import win_tie_loss
+    from llink.eval.judge import EndpointJudge, LocalJudge, ReferenceJudge, pairwise
+    from llink.eval.plots import win_tie_loss
 
     if outputs is None or not Path(outputs).is_file():
         raise LlinkError(f"--outputs must be an outputs.jsonl from `llink eval generate` (got {outputs})")
@@ -235,7 +194,7 @@ def eval_judge(
             if task is None or r["task"] == task:
                 rows.append(r)
     if judge == "reference":
-        from ..encoders import load_encoder
+        from llink.encoders import load_encoder
 
         j = ReferenceJudge(load_encoder())
     elif judge == "endpoint":

@@ -6,11 +6,11 @@ import json as jsonlib
 import sys
 from pathlib import Path
 
-from .errors import LlinkError
+from llink.errors import LlinkError
 
 
 def _load(model: Path | None, device: str = "cpu", dtype: str = "auto", fold: bool = True):
-    from .model import load_for_inference
+    from llink.model import load_for_inference
 
     if model is None:
         raise LlinkError("--model is required: a Stage B LLINK artifact directory (e.g. runs/slots/llink)")
@@ -81,7 +81,7 @@ def generate(
         device: where the models run (cpu, cuda, cuda:1, mps).
         dtype: decoder weights: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16 (fast on CPUs with AVX512-BF16 or AMX), fp16 (GPU).
     """
-    from .generate import generate as run
+    from llink.generate import generate as run
 
     if (text is None) == (file is None):
         raise LlinkError("give exactly one of --text or --file")
@@ -127,7 +127,7 @@ def chat(model: Path | None = None, text: str | None = None, max_new_tokens: int
         device: where the models run (cpu, cuda, cuda:1, mps).
         dtype: decoder weights: auto (bf16 on CUDA, fp32 elsewhere), fp32, bf16, fp16 (GPU).
     """
-    from .generate import generate as run
+    from llink.generate import generate as run
 
     m = _load(model, device, dtype)
     interactive = sys.stdin.isatty()

@@ -1,8 +1,8 @@
-"""`llink teacher` (fill the teacher cache) and `llink teacher sweep` (measure teacher choices)."""
+"""The teacher sweep: one short probe projector per decoder layer x pooling x normalisation,
+scored by dev retrieval, so the teacher is measured rather than copied from the paper."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -13,51 +13,16 @@ from tqdm.auto import tqdm
 from .errors import LlinkError
 
 
-def teacher_build(
-    teacher: str = "layer=4,pooling=mean,norm=zscore",
-    split: str = "train",
-    lang: str = "km",
-    data: Path | None = None,
-    decoder: str = "smollm2-135m",
-    batch_size: int = 32,
-) -> None:
-    """Fill the teacher cache for one split (or a --data file) and report throughput.
-
-    Args:
-        teacher: 'paper' or 'layer=N,pooling=mean|placeholder,norm=none|zscore'.
-        split: train, dev or test.
-        lang: language of the committed corpus.
-        data: any TSV/JSONL of (source, english) pairs instead of a split.
-        decoder: bundled 'smollm2-135m' or a Hugging Face causal LM id/path.
-        batch_size: sentences per forward pass.
-    """
-    from .data import load_pairs
-    from .decoders import load_decoder
-    from .prompts import PromptBuilder
-    from .teacher import cached_states, parse_teacher
-
-    spec = parse_teacher(teacher)
-    pairs = load_pairs(split, lang, data)
-    dec = load_decoder(decoder)
-    builder = PromptBuilder(dec.tokenizer)
-    t0 = time.time()
-    states = cached_states(dec, builder, [p.en for p in pairs], [spec.layer], [spec.pooling], batch_size=batch_size)
-    dt = time.time() - t0
-    arr = states[(spec.layer, spec.pooling)]
-    print(json.dumps({"teacher": str(spec), "sentences": len(arr), "dim": arr.shape[1], "seconds": round(dt, 2),
-                      "sentences_per_s": round(len(arr) / max(dt, 1e-9), 1)}, indent=2))
-
-
 def probe(train_t, dev_t, hidden: int, steps: int, batch_size: int, seed: int, temperature: float = 0.02) -> dict:
     """A short Stage A run on cached tensors: the same projector and loss as `llink align`."""
+    from .alignment import StageASettings, stage_a_loss
     from .eval.retrieval import both_directions
     from .losses import TeacherQueue
     from .projector import Projector
-    from .train.align import AlignConfig, stage_a_loss
-    from .train.common import lr_at, seed_everything
+    from .schedules import lr_at, seed_everything
 
     seed_everything(seed)
-    cfg = AlignConfig(batch_size=batch_size)
+    cfg = StageASettings()
     proj = Projector(train_t.x.shape[1], hidden)
     proj.fit_centre(train_t.x)
     opt = torch.optim.AdamW(proj.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
@@ -92,65 +57,6 @@ def _parse_layers(layers: str, num_layers: int) -> list:
     return out
 
 
-def teacher_sweep(
-    layers: str = "0,2,4,8,12,16,20,24,30,final",
-    poolings: str = "placeholder,mean",
-    norms: str = "none,zscore",
-    lang: str = "km",
-    train_data: Path | None = None,
-    dev_data: Path | None = None,
-    decoder: str = "smollm2-135m",
-    encoder: str = "e5-small",
-    encoder_layers: list[int] | None = None,
-    train_pairs: int = 4000,
-    dev_pairs: int = 1000,
-    steps: int = 100,
-    batch_size: int = 256,
-    seed: int = 17,
-    out: Path = Path("runs/sweep"),
-    json: bool = False,
-) -> None:
-    """Measure teacher settings: one probe projector per layer x pooling x norm, scored on dev.
-
-    The 'paper' preset (final layer after the norm, placeholder, no norm) is always included.
-    Results: a table, out/sweep.json and out/sweep.png. Pick the default teacher from dev, never test.
-
-    Args:
-        layers: comma-separated decoder layers (0 = embeddings) and/or 'final'.
-        poolings: comma-separated subset of placeholder,mean.
-        norms: comma-separated subset of none,zscore.
-        lang: language of the committed corpus.
-        train_data: any TSV/JSONL of (source, english) pairs instead of the train split.
-        dev_data: any TSV/JSONL of pairs instead of the dev split.
-        decoder: bundled 'smollm2-135m' or a Hugging Face causal LM id/path.
-        encoder: bundled 'e5-small' or a Hugging Face encoder id/path.
-        encoder_layers: encoder layers the probes read (as `llink align --encoder_layers`); unset: the final one.
-        train_pairs: seeded subset of train used to fit each probe.
-        dev_pairs: seeded subset of dev used to score each probe.
-        steps: optimisation steps per probe.
-        batch_size: pairs per step.
-        seed: seed for subsets, initialisation and batches.
-        out: directory for sweep.json and sweep.png.
-        json: print JSON instead of a table.
-    """
-    import json as jsonlib
-
-    from .decoders import load_decoder
-    from .encoders import load_encoder
-
-    dec, enc = load_decoder(decoder), load_encoder(encoder, layers=encoder_layers)
-    result = run_sweep(enc, dec, layers, poolings, norms, lang=lang, train_data=train_data, dev_data=dev_data,
-                       train_pairs=train_pairs, dev_pairs=dev_pairs, steps=steps, batch_size=batch_size, seed=seed, out=out)
-    rows, best, out = result["rows"], next(r for r in result["rows"] if r["name"] == result["best"]), Path(out)
-    if json:
-        return print(jsonlib.dumps(result, indent=2))
-    print(f"{'teacher':<46}{'mean cos':>9}{'dev R@1':>9}{'dev MRR':>9}{'en→km R@1':>11}")
-    for r in rows:
-        mark = "  <- best" if r["name"] == best["name"] else ""
-        print(f"{r['name']:<46}{r['teacher_mean_cos']:>9.3f}{r['dev_r1']:>9.3f}{r['dev_mrr']:>9.3f}{r['dev_r1_en2km']:>11.3f}{mark}")
-    print(f"best on dev: {best['name']}  (written {out / 'sweep.json'}, {out / 'sweep.png'})")
-
-
 def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km", train_data: Path | None = None,
               dev_data: Path | None = None, train_pairs: int = 4000, dev_pairs: int = 1000, steps: int = 100,
               batch_size: int = 256, seed: int = 17, out: Path = Path("runs/sweep")) -> dict:
@@ -158,15 +64,16 @@ def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km"
     writes out/sweep.json and out/sweep.png and returns the result."""
     import json as jsonlib
 
-    from .cache import atomic_write, code_fingerprint, key_of, read_keyed
+    from .alignment import PairTensors
+    from .cache import atomic_write, read_keyed
     from .data import load_pairs
-    from .model import versions
+    from .data.sampling import duplicate_groups, subsample
     from .encoders import encode_cached
+    from .lineage import content_key, digest, version
+    from .model import versions
     from .eval.plots import sweep_plot
     from .prompts import PromptBuilder
     from .teacher import PRESETS, POOLINGS, NORMS, TeacherSpec, TeacherStats, cached_states, normalise
-    from .train.align import PairTensors, subsample
-    from .train.common import duplicate_groups
 
     layer_list = _parse_layers(layers, dec.num_layers)
     pool_list = [p.strip() for p in poolings.split(",")]
@@ -183,9 +90,10 @@ def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km"
     out = Path(out)
     # A sweep is deterministic given its models, data and settings: out/sweep.json is reused when
     # all of them match (a rerun demo skips ~1.5 min of probes), and redone when any changed.
-    key = key_of(encoder=enc.id, decoder=dec.id, template=dec.chat_template, prompt=builder.cfg.to_dict(), layers=layer_list,
-                 poolings=pool_list, norms=norm_list, steps=steps, batch_size=batch_size, seed=seed, versions=versions(), code=code_fingerprint(),
-                 pairs={name: [(p.src, p.en) for p in ps] for name, ps in (("train", train), ("dev", dev))})
+    key = digest(dict(encoder=enc.id, readout=getattr(enc, "layers", None), decoder=dec.id, template=dec.chat_template,
+                      prompt=builder.cfg.to_dict(), layers=layer_list, poolings=pool_list, norms=norm_list, steps=steps,
+                      batch_size=batch_size, seed=seed, versions=versions(), tags=version("sweep", "stage_a", "teacher", "readout", "batching"),
+                      pairs={name: content_key([(p.src, p.en) for p in ps]) for name, ps in (("train", train), ("dev", dev))}))
     old = read_keyed(out / "sweep.json", key)
     if old is not None and (out / "sweep.png").exists():
         return {**old, "reused": True}
@@ -220,4 +128,3 @@ def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km"
     sweep_plot(rows, out / "sweep.png")
     atomic_write(out / "sweep.json", lambda tmp: Path(tmp).write_text(jsonlib.dumps(result, indent=2)))
     return result
-

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import LlinkError
+from llink.errors import LlinkError
 
 
 def serve(model: Path | None = None, host: str = "127.0.0.1", port: int = 8000, max_passage_chars: int = 2000, max_tokens: int = 256,
@@ -38,8 +38,8 @@ def serve(model: Path | None = None, host: str = "127.0.0.1", port: int = 8000, 
     """
     import uvicorn
 
-    from ..model import load_for_inference
-    from .app import Limits, create_app
+    from llink.model import load_for_inference
+    from llink.serve.app import Limits, create_app
 
     limits = Limits(max_passage_chars=max_passage_chars, max_tokens=max_tokens, max_request_bytes=max_request_bytes,
                     timeout_s=timeout_s, cache_size=cache_size, max_batch=max_batch)

@@ -1,5 +1,8 @@
-"""Serving without training, for tests and benchmarks: an untrained Stage B artifact, a server
-on a loopback port in a background thread, and a bounded load generator (stdlib HTTP only)."""
+"""Scaffolding for benchmarks and tests, not part of the library: an untrained Stage B artifact,
+a server on a loopback port in a background thread, and a bounded load generator (stdlib HTTP only).
+
+Benchmarks import it as `benchmarks.support` (each script puts the repository root on sys.path),
+tests likewise (pytest puts the repository root on sys.path: tests/ is a package)."""
 
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ QUESTIONS = ("Translate to English.", "Summarise this in one sentence.", "What i
 def untrained_stage_b(encoder_name: str, encoder, decoder_name: str, decoder, k: int = 8, lora: dict | None = None):
     """A Stage B model on loaded models with a random projector and expander and a zero LoRA:
     it answers nonsense, but it exercises exactly the serving and prefill path of a trained one."""
-    from ..model import LLINK, LLINKConfig
-    from ..prompts import PromptConfig
-    from ..slots import median_embedding_norm
+    from llink.model import LLINK, LLINKConfig
+    from llink.prompts import PromptConfig
+    from llink.slots import median_embedding_norm
 
     config = LLINKConfig.for_models(
         encoder_name, encoder, decoder_name, decoder, teacher={"layer": 1, "pooling": "mean", "norm": "none"},
@@ -38,8 +41,8 @@ def untrained_artifact(encoder: str, decoder: str, out: str | Path, k: int = 8, 
     """untrained_stage_b, loaded by name and saved as an artifact directory."""
     import torch
 
-    from ..decoders import load_decoder
-    from ..encoders import load_encoder
+    from llink.decoders import load_decoder
+    from llink.encoders import load_encoder
 
     torch.manual_seed(0)
     lora = {"r": lora_r, "alpha": lora_r, "dropout": 0.0, "targets": ["q_proj", "v_proj"]}

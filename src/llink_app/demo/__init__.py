@@ -1,0 +1,1 @@
+"""`llink demo`: the pipeline, its report and the README block."""

@@ -1,0 +1,1 @@
+"""Training recipes: one class per mode (setup / train / save)."""

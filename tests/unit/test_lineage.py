@@ -1,0 +1,95 @@
+"""Run keys and the version tags that keep them honest (llink.lineage)."""
+
+import ast
+import hashlib
+import importlib
+import inspect
+import textwrap
+
+import pytest
+
+from llink.lineage import TRACKED, VERSIONS, changed, content_key, run_key
+
+# The source hash of each tag's functions (comments and docstrings excluded), recorded with the
+# tag's version. When a test below fails, the computation behind a key changed: bump the tag in
+# llink.lineage.VERSIONS (every key it feeds changes, so nothing stale is reused), then record the
+# new (version, hash) pair the failure prints here.
+RECORDED = {
+    "readout": ("windows-v1", "4b58e1af9622e878"),
+    "batching": ("same-length-v1", "4ddc5c6cc93cbc82"),
+    "teacher": ("teacher-v1", "b3e31be7f7723787"),
+    "stage_a": ("stage-a-v1", "4c533ef6669d4651"),
+    "stage_b": ("stage-b-v1", "830f57f479275a58"),
+    "direct": ("direct-v1", "618bc20321717e64"),
+    "sweep": ("sweep-v1", "fc91a39865bf6fa9"),
+    "usage": ("usage-v1", "f3cff16feaefaebc"),
+    "generation": ("generation-v1", "150ac9f943eaa86a"),
+    "synth": ("synth-v1", "4a7eedc711a16bcb"),
+}
+
+
+def _resolve(ref: str):
+    module, qual = ref.split(":")
+    obj = importlib.import_module(module)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _code_hash(refs: list[str]) -> str:
+    """ast of each function without docstrings: a comment or a reworded docstring is not a change."""
+    h = hashlib.sha256()
+    for ref in sorted(refs):
+        obj = _resolve(ref)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):  # a table, such as synth's task instructions
+            h.update(ref.encode() + b"\0" + repr(obj).encode() + b"\0")
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+        h.update(ref.encode() + b"\0" + ast.unparse(tree).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def test_every_tag_is_tracked_and_recorded():
+    assert set(VERSIONS) == set(TRACKED) == set(RECORDED)
+
+
+@pytest.mark.parametrize("tag", sorted(TRACKED))
+def test_a_tracked_computation_does_not_change_under_the_same_tag(tag):
+    now = _code_hash(TRACKED[tag])
+    version, recorded = RECORDED[tag]
+    if VERSIONS[tag] != version:
+        pytest.fail(f"tag {tag!r} is now {VERSIONS[tag]!r}: record it in RECORDED as ({VERSIONS[tag]!r}, {now!r})")
+    assert now == recorded, (f"the code behind {tag!r} ({', '.join(TRACKED[tag])}) changed while its tag stayed {version!r}: "
+                             f"if what it computes changed, bump VERSIONS[{tag!r}] in llink/lineage.py; either way record "
+                             f"({VERSIONS[tag]!r}, {now!r}) in RECORDED")
+
+
+def test_the_hash_ignores_comments_and_docstrings_but_not_code(tmp_path, monkeypatch):
+    mod = tmp_path / "lineage_probe.py"
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def hash_of(src):
+        mod.write_text(src)
+        importlib.invalidate_caches()
+        import sys
+
+        sys.modules.pop("lineage_probe", None)
+        return _code_hash(["lineage_probe:f"])
+
+    base = hash_of("def f(x):\n    return x + 1\n")
+    assert hash_of('def f(x):\n    """Add one."""\n    # why: because\n    return x + 1\n') == base
+    assert hash_of("def f(x):\n    return x + 2\n") != base
+
+
+def test_a_key_is_its_declared_parts_and_names_what_changed():
+    a, parts = run_key("stage_b", {"steps": 3, "lr": 1e-3}, {"examples": content_key([("km", "en")])}, {"decoder": "d"}, upstream="A")
+    assert run_key("stage_b", {"lr": 1e-3, "steps": 3}, {"examples": content_key([("km", "en")])}, {"decoder": "d"}, upstream="A")[0] == a
+    b, other = run_key("stage_b", {"steps": 4, "lr": 1e-3}, {"examples": content_key([("km", "en2")])}, {"decoder": "d"}, upstream="B")
+    assert b != a
+    assert changed(parts, other) == ["settings.steps: 3 -> 4", "inputs.examples changed", "upstream: 'A' -> 'B'"]
+    assert parts["versions"] == {"stage_b": VERSIONS["stage_b"]}
