@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 
 
-
-
 def teacher_build(
     teacher: str = "layer=4,pooling=mean,norm=zscore",
     split: str = "train",

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import time
 from pathlib import Path
 
-
 from llink.alignment import StageASettings
 from llink.data.sampling import subsample
 from llink.errors import LlinkError
 
 from ..args import CorpusArgs, RunArgs, command, opt
 from .common import (
+    artifact_is_current,
     TrainClock,
     append_jsonl,
     check_resumable,
@@ -219,10 +219,8 @@ class AlignRecipe:
     # ------------------------------------------------------------------ save
     def save(self) -> Path:
         """Write the artifact, once: a run that trained nothing leaves the one its key made."""
-        from llink.model import artifact_key
-
         art = self.out / "llink"
-        if self.acc.is_main_process and not (self.resumed_from_step == self.total_steps and artifact_key(art) == self.key):
+        if self.acc.is_main_process and not artifact_is_current(self, art):
             self.model.projector.load_state_dict(self.acc.unwrap_model(self.projector).state_dict())
             self.model.save_pretrained(art)
             from llink.eval.plots import training_curve

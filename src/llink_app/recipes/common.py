@@ -3,16 +3,15 @@ checkpoints."""
 
 from __future__ import annotations
 
-
 import json
 import os
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-
 from llink.cache import atomic_write
 from llink.errors import LlinkError
+
 
 def settings_of(cfg) -> dict:
     """The settings that change what a run computes (JSON-ready): the run key's `settings`. An
@@ -76,7 +75,6 @@ def optimizer_to_tensors(opt) -> tuple[dict, list]:
 
 
 def optimizer_from_tensors(opt, tensors: dict, groups: list) -> None:
-
     state: dict[int, dict] = {}
     for name, v in tensors.items():
         if name.startswith("opt."):
@@ -86,7 +84,6 @@ def optimizer_from_tensors(opt, tensors: dict, groups: list) -> None:
 
 
 def save_checkpoint(path: Path, tensors: dict, meta: dict) -> None:
-
     from safetensors.torch import save_file
 
     clean = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -94,7 +91,6 @@ def save_checkpoint(path: Path, tensors: dict, meta: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> tuple[dict, dict]:
-
     from safetensors import safe_open
 
     try:
@@ -133,6 +129,14 @@ def resume_progress(recipe, meta: dict) -> None:
     if recipe.acc.is_main_process:
         truncate_jsonl(recipe.log, recipe.step)
         print(f"resumed from {recipe.ckpt} at step {recipe.step}/{recipe.total_steps}")
+
+
+def artifact_is_current(recipe, art: Path) -> bool:
+    """Whether this run trained nothing and `art` is the artifact its run key made: then it is
+    left as it is (an artifact is written once)."""
+    from llink.model import artifact_key
+
+    return recipe.resumed_from_step == recipe.total_steps and artifact_key(art) == recipe.key
 
 
 def append_jsonl(path: Path, row: dict) -> None:

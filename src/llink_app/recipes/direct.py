@@ -34,7 +34,6 @@ class DirectRecipe(LoRARecipe):
         return [{"params": self.decoder.lora_parameters(self.adapter), "lr": self.cfg.lr_lora, "name": "lora"}]
 
     def step_loss(self, batch: dict, idx, row: dict):
-
         loss = self.answer_losses(batch, None).mean()
         row["sft"] = loss.item()
         return loss

@@ -8,15 +8,14 @@ once; run() does all three and writes usage.json and summary.json.
 
 from __future__ import annotations
 
-
 import json
 import time
 from pathlib import Path
 
-
 from llink.errors import LlinkError
 
 from .common import (
+    artifact_is_current,
     no_grad,
     TrainClock,
     append_jsonl,
@@ -106,7 +105,6 @@ class LoRARecipe:
         raise NotImplementedError
 
     def step_loss(self, batch: dict, idx, row: dict):
-
         raise NotImplementedError
 
     def dev_inputs(self, n: int) -> dict:
@@ -217,7 +215,6 @@ class LoRARecipe:
         return {k: v.to(self.acc.device) for k, v in pad_batch(enc, self.decoder.tokenizer.pad_token_id, multiple=16).items()}
 
     def answer_losses(self, batch: dict, slots):
-
         from llink.losses import answer_loss
         from llink.slots import inject
 
@@ -272,7 +269,6 @@ class LoRARecipe:
 
     # ------------------------------------------------------------------ train
     def _epoch_batches(self, epoch: int) -> list:
-
         if getattr(self, "_batches_epoch", None) != epoch:
             self._batches_epoch = epoch
             self._batches = epoch_batches([len(e) for e in self.train_enc], self.cfg.batch_size, self.cfg.seed, epoch)
@@ -345,10 +341,9 @@ class LoRARecipe:
     def save(self) -> Path:
         """Write the artifact, once: a run that trained nothing leaves the one its key made."""
         from llink.eval.plots import stage_b_curve
-        from llink.model import artifact_key
 
         art = self.out / self.artifact_dir
-        if self.acc.is_main_process and not (self.resumed_from_step == self.total_steps and artifact_key(art) == self.key):
+        if self.acc.is_main_process and not artifact_is_current(self, art):
             self.write_artifact(art)
             stage_b_curve(self.log, self.out / "curve.png", title=f"{self.stage} ({self.precision})")
         self.acc.wait_for_everyone()

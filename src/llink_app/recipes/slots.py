@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from llink.errors import LlinkError
 
 from ..args import CorpusArgs, EvalArgs, ExamplesArgs, LoRAArgs, MemoryArgs, RunArgs, TrainArgs, command, opt
