@@ -28,11 +28,12 @@ VERSIONS = {
     "batching": "same-length-v1",  # how cached rows are batched when computed
     "teacher": "teacher-v1",  # teacher-state extraction and normalisation
     "stage_a": "stage-a-v1",
-    "stage_b": "stage-b-v1",
+    "stage_b": "stage-b-v2",  # v2: --distill kl (token-level self-distillation)
     "direct": "direct-v1",
     "sweep": "sweep-v1",
     "usage": "usage-v1",  # dev answer losses with own / shuffled / zeroed slots
-    "generation": "generation-v1",  # prompts and decoding of every evaluated system
+    "generation": "generation-v2",  # prompts and decoding of every evaluated system (v2: the oracle `english`)
+    "comprehend": "comprehend-v1",  # meaning-choice items and option log-likelihoods
     "synth": "synth-v1",  # self-distilled instruction targets (the task instructions and the generator's prompt)
 }
 
@@ -46,14 +47,19 @@ TRACKED = {
                 "llink.losses:direction_loss", "llink.losses:log_norm_loss", "llink.losses:temperature_at", "llink.projector:Projector.forward",
                 "llink.projector:Projector.fit_centre", "llink.schedules:lr_at", "llink_app.recipes.align:AlignRecipe.train"],
     "stage_b": ["llink.slots:SlotExpander.forward", "llink.slots:inject", "llink.slots:fit_expander", "llink.slots:chunk_targets",
-                "llink.losses:answer_loss", "llink.losses:usage_contrast", "llink.prompts:PromptBuilder.chat", "llink.schedules:lr_at",
+                "llink.losses:answer_loss", "llink.losses:answer_logits", "llink.losses:answer_ce", "llink.losses:token_kl",
+                "llink.losses:usage_contrast", "llink.prompts:PromptBuilder.chat", "llink.schedules:lr_at",
                 "llink_app.recipes.slots:SlotsRecipe.step_loss", "llink_app.recipes.slots:SlotsRecipe.prepare_inputs",
+                "llink_app.recipes.slots:SlotsRecipe.answer_logits", "llink_app.recipes.slots:SlotsRecipe.teacher_logits",
+                "llink_app.recipes.slots:teacher_prompts",
                 "llink_app.recipes.lora:LoRARecipe.train", "llink_app.recipes.lora:epoch_batches"],
-    "direct": ["llink.losses:answer_loss", "llink.prompts:PromptBuilder.chat", "llink.schedules:lr_at",
+    "direct": ["llink.losses:answer_loss", "llink.losses:answer_logits", "llink.losses:answer_ce", "llink.prompts:PromptBuilder.chat", "llink.schedules:lr_at",
                "llink_app.recipes.direct:DirectRecipe.step_loss", "llink_app.recipes.lora:LoRARecipe.train", "llink_app.recipes.lora:epoch_batches"],
     "sweep": ["llink.sweep:probe", "llink.sweep:run_sweep"],
     "usage": ["llink_app.recipes.lora:LoRARecipe.usage", "llink_app.recipes.slots:SlotsRecipe.dev_inputs",
               "llink_app.recipes.direct:DirectRecipe.dev_inputs", "llink.eval.controls:shuffled_order"],
+    "comprehend": ["llink.eval.comprehend:meaning_items", "llink.eval.comprehend:option_logprobs", "llink.eval.comprehend:score_options",
+                   "llink.eval.comprehend:comprehension_systems", "llink.prompts:PromptBuilder.chat"],
     "generation": ["llink.generate:generate", "llink.eval.generate:llink_systems", "llink.prompts:PromptBuilder.chat"],
     "synth": ["llink.data.synth:synthesize", "llink.data.synth:LocalGenerator.__call__", "llink.data.synth:TASKS"],
 }

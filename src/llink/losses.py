@@ -23,6 +23,9 @@ __all__ = [
     "usage_contrast",
     "temperature_at",
     "answer_loss",
+    "answer_logits",
+    "answer_ce",
+    "token_kl",
 ]
 
 
@@ -248,11 +251,16 @@ def temperature_at(step: int, total_steps: int, start: float, end: float) -> flo
     return float(end + 0.5 * (start - end) * (1.0 + math.cos(math.pi * t)))
 
 
-def answer_loss(decoder, embeds: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
-    """Per-example mean cross-entropy over answer tokens only, shape [B].
+def answer_logits(decoder, embeds: Tensor, attention_mask: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The decoder's next-token logits at the answer positions alone: (logits [N, V] fp32,
+    targets [N], sel [B, T-1]), N the number of answer tokens (labels != IGNORE) in the batch.
 
-    Logits are computed for the labelled positions alone: the prompt never materialises a
-    vocabulary-sized row (49k x hidden per token on SmolLM2, ~20% of a forward pass).
+    Position t predicts token t + 1, so row n of `logits` is read at the position just before
+    answer token n. Rows come in row-major order (example by example, each answer token in order):
+    two batches of the same examples with the same answer tokens behind different prompts (raw
+    text or K slots, other lengths and padding) line up row for row. Logits are computed for the
+    labelled positions alone: the prompt never materialises a vocabulary-sized row (49k x hidden per
+    token on SmolLM2, ~20% of a forward pass).
     """
     body = decoder.model.get_decoder()
     if attention_mask is not None and bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all()):
@@ -266,7 +274,38 @@ def answer_loss(decoder, embeds: Tensor, attention_mask: Tensor, labels: Tensor)
     target = labels[:, 1:]
     sel = target != IGNORE
     logits = decoder.model.get_output_embeddings()(h[:, :-1][sel]).float()
-    ce = F.cross_entropy(logits, target[sel], reduction="none")
+    return logits, target[sel], sel
+
+
+def answer_ce(logits: Tensor, targets: Tensor, sel: Tensor) -> Tensor:
+    """Per-example mean cross-entropy [B] from answer_logits' (logits, targets, sel)."""
+    ce = F.cross_entropy(logits, targets, reduction="none")
     rows = sel.nonzero()[:, 0]
-    total = torch.zeros(labels.shape[0], dtype=ce.dtype, device=ce.device).index_add(0, rows, ce)
+    total = torch.zeros(sel.shape[0], dtype=ce.dtype, device=ce.device).index_add(0, rows, ce)
     return total / sel.sum(1).clamp_min(1).to(ce.dtype)
+
+
+def answer_loss(decoder, embeds: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
+    """Per-example mean cross-entropy over answer tokens only, shape [B] (see answer_logits)."""
+    return answer_ce(*answer_logits(decoder, embeds, attention_mask, labels))
+
+
+def token_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Mean over rows (tokens) of KL(p_teacher || p_student), p = softmax(logits / T) over the
+    full vocabulary, times T^2 (so the gradient's scale does not depend on T; Hinton et al.).
+
+    Rows pair up: row n of both is the next-token distribution for the same target token (see
+    answer_logits). The teacher is a fixed target: no gradient reaches it. 0 when the logits are
+    equal (up to a constant per row), > 0 otherwise.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits must pair up row by row, got {tuple(student_logits.shape)} and "
+                         f"{tuple(teacher_logits.shape)}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if student_logits.shape[0] == 0:
+        return student_logits.float().sum() * 0.0
+    log_q = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_p = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+    return kl.mean() * (temperature * temperature)

@@ -89,12 +89,13 @@ class PromptBuilder:
 
     # -- chat prompts -----------------------------------------------------------------------
     def chat(self, instruction: str, passage: str | None = None, answer: str | None = None,
-             history: Sequence[tuple[str, str]] = ()) -> Encoded:
+             history: Sequence[tuple[str, str]] = (), close: bool = True) -> Encoded:
         """Token ids of one chat prompt.
 
         passage=None puts K slot positions where the passage goes (LLINK); a string puts the raw
         text there (the base and direct-finetune baselines). With an answer, labels are IGNORE
-        everywhere except the answer tokens and the end-of-turn token that closes them.
+        everywhere except the answer tokens and the end-of-turn token that closes them;
+        close=False leaves that end-of-turn out (the answer as a continuation to score).
         history: earlier (question, answer) turns about the same passage; the passage sits in the
         first of them, and `instruction` is the newest question.
         """
@@ -120,18 +121,23 @@ class PromptBuilder:
             ids, slots = self._ids(prompt), []
         if answer is None:
             return Encoded(ids, slots)
-        ans_ids = self._answer_ids(messages, prompt, answer)
+        ans_ids = self._answer_ids(messages, prompt, answer, close)
         return Encoded(ids + ans_ids, slots, [IGNORE] * len(ids) + ans_ids)
 
-    def _answer_ids(self, messages: list[dict], prompt: str, answer: str) -> list[int]:
+    def _answer_ids(self, messages: list[dict], prompt: str, answer: str, close: bool = True) -> list[int]:
         if not answer.strip():
             raise LlinkError("the answer (training target) is empty")
         full = self._render(messages + [{"role": "assistant", "content": answer}], generation_prompt=False)
         if self.has_template and full.startswith(prompt):
             # What the template puts after the prompt: the answer and its end-of-turn marker.
             # Trailing whitespace after end-of-turn is never generated, so it is not trained on.
-            return self._ids(full[len(prompt) :].rstrip())
-        return self._ids(answer) + [self.tok.eos_token_id]
+            tail = full[len(prompt) :]
+            if close:
+                return self._ids(tail.rstrip())
+            # Cut right after the answer as the template wrote it: what a template puts before it
+            # stays, the end-of-turn marker (whatever its spelling) goes.
+            return self._ids(tail[: tail.index(answer) + len(answer)] if answer in tail else answer)
+        return self._ids(answer) + ([self.tok.eos_token_id] if close else [])
 
     # -- teacher prompts --------------------------------------------------------------------
     def teacher(self, text: str) -> tuple[list[int], list[int], int]:

@@ -16,18 +16,23 @@ def _print_json(obj) -> None:
 
 
 # ---------------------------------------------------------------- data
-def data_build(lang: str = "km", out: Path | None = None, work_dir: Path = Path(".work/debian"), seed: int = 17) -> None:
+def data_build(lang: str = "km", out: Path | None = None, work_dir: Path = Path(".work/debian"), seed: int = 17,
+               test_size: int = 1024, dev_min: int = 1000, passages_min: int = 320) -> None:
     """Build the English-<lang> corpus from Debian packages (LibreOffice help/UI, Firefox).
 
     Args:
         lang: language code of the Debian l10n packages (km, lo, my, si, bo, am, ...).
-        out: output directory for train/dev/test .tsv.gz (default data/en-<lang>).
+        out: output directory for train/dev/test .tsv.gz and test_passages.jsonl.gz (default data/en-<lang>).
         work_dir: where packages are downloaded and unpacked.
-        seed: seed of the dev-file and test-pair sampling.
+        seed: seed of the dev-file, passage-file and test-pair sampling.
+        test_size: Firefox pairs in the test split.
+        dev_min: at least this many help pairs in dev (whole files).
+        passages_min: at least this many multi-sentence help passages in test_passages (whole files).
     """
     from llink.data import build_corpus
 
-    _print_json(build_corpus(lang=lang, out_dir=out, work_dir=work_dir, seed=seed))
+    _print_json(build_corpus(lang=lang, out_dir=out, work_dir=work_dir, seed=seed, test_size=test_size,
+                             dev_min=dev_min, passages_min=passages_min))
 
 
 def data_stats(lang: str = "km", data_dir: Path | None = None, json: bool = False) -> None:
@@ -142,6 +147,7 @@ def synth(
 
 def _commands() -> dict:
     """The command table: each entry is a typed function whose signature is its config."""
+    from .comprehend import eval_comprehend
     from .demo.pipeline import demo
     from .evaluate import eval_generate, eval_judge, eval_retrieval
     from .generate import chat, generate
@@ -159,7 +165,7 @@ def _commands() -> dict:
         "align": align,
         "slots": slots,
         "finetune-direct": finetune_direct,
-        "eval": {"retrieval": eval_retrieval, "generate": eval_generate, "judge": eval_judge},
+        "eval": {"retrieval": eval_retrieval, "generate": eval_generate, "judge": eval_judge, "comprehend": eval_comprehend},
         "generate": generate,
         "chat": chat,
         "demo": demo,

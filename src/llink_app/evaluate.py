@@ -7,6 +7,20 @@ from pathlib import Path
 from llink.errors import LlinkError
 
 
+def chosen_systems(systems: str | None, known, direct, default=lambda name: True) -> list[str]:
+    """The systems `--systems` names (checked against `known`), or by default every known one
+    that `default` admits, direct_finetune only when a --direct artifact is given."""
+    if systems is None:
+        return [x for x in known if (x != "direct_finetune" or direct is not None) and default(x)]
+    wanted = [x.strip() for x in systems.split(",") if x.strip()]
+    unknown = [x for x in wanted if x not in known]
+    if unknown or not wanted:
+        raise LlinkError(f"unknown system(s) {unknown or systems!r}; choose from {', '.join(known)}")
+    if "direct_finetune" in wanted and direct is None:
+        raise LlinkError("--systems direct_finetune needs --direct DIR")
+    return wanted
+
+
 def print_retrieval(res: dict) -> None:
     print(f"{res['pairs']} pairs, teacher {res['teacher']}")
     print(f"{'system':<17}{'dir':<7}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR':>7}{'mean rank':>11}")
@@ -61,12 +75,31 @@ def eval_retrieval(
         print_retrieval(res)
 
 
-def print_generation(res: dict) -> None:
+def print_generation(res: dict, oracle: dict | None = None) -> None:
+    """The translation table; then, when the other tasks were scored, the understanding table
+    (each system's answers vs the oracle's, per task and their mean), the oracle marked as such."""
     print(f"{'system':<17}{'chrF++':>8}{'BLEU':>7}{'fidelity':>10}{'distinct':>10}{'English':>9}{'numbers':>9}")
     for name, r in res.items():
         num = r.get("numeric", {}).get("rate")
         print(f"{name:<17}{r['chrf']:>8.2f}{r['bleu']:>7.2f}{r['fidelity']:>10.3f}{r['distinct_outputs']:>10}{r['english']:>9.2f}"
               f"{'-' if num is None else f'{num:.2f}':>9}")
+    scored = {name: r["understanding"] for name, r in res.items() if r.get("understanding")}
+    if not scored:
+        return
+    first = next(iter(scored.values()))
+    fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
+    print(f"\nUnderstanding: answers vs the oracle's (`{first['reference']}`: the frozen decoder reading the English text), "
+          f"{first['n']} texts per task")
+    print(f"{'system':<19}{'task':<11}{'chrF++':>8}{'cosine':>8}{'oracle-fid':>12}{'English':>9}")
+    for name, u in scored.items():
+        for task, t in [*u["tasks"].items(), ("mean", u["mean"])]:
+            eng = fmt(t.get("english"), ".2f")
+            print(f"{name:<19}{task:<11}{fmt(t['chrf'], '.2f'):>8}{fmt(t['cosine'], '.3f'):>8}{fmt(t['oracle_fidelity'], '.3f'):>12}{eng:>9}")
+    for task, t in (oracle or {}).items():
+        print(f"{first['reference'] + ' (oracle)':<19}{task:<11}{t['chrf']:>8.2f}{t['cosine']:>8.3f}{fmt(t['oracle_fidelity'], '.3f'):>12}"
+              f"{t['english']:>9.2f}  {t['distinct_outputs']} distinct")
+    if oracle:
+        print("The oracle's own row is its answers against themselves: its oracle-fidelity is the ceiling (a repeated answer is a miss for all).")
 
 
 def eval_generate(
@@ -85,11 +118,28 @@ def eval_generate(
     out: Path | None = None,
     json: bool = False,
 ) -> None:
-    """Generation with content-transfer controls: base, direct finetune, llink, llink_shuffled.
+    """Generation with content-transfer controls: base, direct finetune, llink, llink_shuffled,
+    and the oracle english.
 
     Translation is scored with chrF++ and BLEU (sacrebleu) against the English reference, and
     with fidelity (output closer to its own reference than to every other one, encoder cosine).
-    The other task prompts run on the first --n_other texts; every output is saved.
+    The other task prompts (free-form understanding) run on the first --n_other texts and are
+    scored against the oracle: the frozen decoder (as base) answering the same instruction from
+    the item's English text (the system `english`, which does not translate). Per system and
+    task: chrF++ and encoder cosine to the oracle's answer, and oracle fidelity (the answer closer
+    to its own item's oracle answer than to every other one); and their mean over the tasks.
+    The oracle's answers are computed whenever other tasks run, even with `english` left out of
+    --systems (its rows are then not saved). Every output is saved.
+
+    generate.json: {"split", "n", "max_new_tokens", "generate": {system: {chrf, bleu, fidelity,
+    distinct_outputs, english, numeric, seconds, "understanding": {"reference": "english", "n",
+    "tasks": {task: {chrf, cosine, oracle_fidelity, english}}, "mean": {chrf, cosine,
+    oracle_fidelity}}}}, "understanding_oracle": {task: {n, distinct_outputs, chrf, cosine,
+    oracle_fidelity, english}}} (the oracle against itself; its oracle_fidelity is the ceiling).
+    "understanding" and "understanding_oracle" are there only when other tasks ran. outputs.jsonl:
+    one row per (system, task, text) with reference_kind "human" (translation: the English
+    sentence) or "oracle" (the other tasks: the oracle's answer; these rows also carry english,
+    the text's English), which `llink eval judge` judges against.
 
     Args:
         model: a Stage B LLINK artifact directory.
@@ -100,8 +150,9 @@ def eval_generate(
         n: texts in the fixed (seeded) sample.
         tasks: other task prompts to run (summarise, bullets, qa; empty for none).
         n_other: texts per other task (0: translation only).
-        systems: which of base, direct_finetune (needs --direct), llink, llink_shuffled to run
-            (default: all of them, direct_finetune only when --direct is given).
+        systems: which of base, direct_finetune (needs --direct), llink, llink_shuffled, english to
+            run (default: all of them, direct_finetune only when --direct is given, english only
+            when other tasks run).
         max_new_tokens: answer length cap (greedy decoding for every system).
         batch_size: generation batch size.
         seed: seed of the sample and of the shuffled-slot control.
@@ -113,7 +164,7 @@ def eval_generate(
     from llink.data import load_pairs
     from llink.model import DirectModel
     from llink.data.sampling import subsample
-    from llink.eval.generate import OTHER_TASKS, SYSTEMS, evaluate_generation, llink_systems
+    from llink.eval.generate import OTHER_TASKS, SYSTEMS, evaluate_generation, llink_systems, oracle_summary
 
     if n < 2:
         raise LlinkError(f"--n must be >= 2, got {n}")
@@ -123,23 +174,25 @@ def eval_generate(
     bad = [t for t in other if t not in OTHER_TASKS]
     if bad:
         raise LlinkError(f"unknown task(s) {bad}; choose from {', '.join(OTHER_TASKS)}")
-    if systems is None:
-        wanted = [x for x in SYSTEMS if x != "direct_finetune" or direct is not None]
-    else:
-        wanted = [x.strip() for x in systems.split(",") if x.strip()]
-        unknown = [x for x in wanted if x not in SYSTEMS]
-        if unknown or not wanted:
-            raise LlinkError(f"unknown system(s) {unknown or systems!r}; choose from {', '.join(SYSTEMS)}")
-        if "direct_finetune" in wanted and direct is None:
-            raise LlinkError("--systems direct_finetune needs --direct DIR")
+    free_form = bool(other) and n_other > 0
+    wanted = chosen_systems(systems, SYSTEMS, direct, default=lambda x: x != "english" or free_form)
+    if systems is not None:
+        if "english" in wanted and not free_form:
+            raise LlinkError("--systems english answers only the other tasks (it is their oracle; it does not translate): "
+                             "give --tasks and --n_other > 0, or leave it out")
     from .generate import _load
 
     m = _load(model, fold=False)  # the base and direct systems need the decoder without this LoRA
     d = DirectModel.from_pretrained(direct, decoder=m.decoder) if direct is not None else None
     pairs = subsample(load_pairs(split, lang, data), n, seed)
-    chosen = [s_ for s_ in llink_systems(m, d, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed) if s_.name in wanted]
-    res, rows = evaluate_generation(chosen, m.encoder, pairs, other, n_other)
+    built = llink_systems(m, d, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, english=True)
+    chosen = [s_ for s_ in built if s_.name in wanted]
+    # the oracle's answers are the other tasks' reference, even when its rows are not wanted
+    oracle = next(s_ for s_ in built if s_.name == "english") if free_form else None
+    res, rows = evaluate_generation(chosen, m.encoder, pairs, other, n_other, oracle=oracle)
     report = {"split": str(data) if data else split, "n": len(pairs), "max_new_tokens": max_new_tokens, "generate": res}
+    if free_form:
+        report["understanding_oracle"] = oracle_summary(m.encoder, rows)
     out = Path(out) if out else Path(model).parent
     out.mkdir(parents=True, exist_ok=True)
     (out / "generate.json").write_text(jsonlib.dumps(report, indent=2))
@@ -147,7 +200,7 @@ def eval_generate(
     if json:
         print(jsonlib.dumps(report, indent=2))
     else:
-        print_generation(res)
+        print_generation(res, report.get("understanding_oracle"))
 
 
 def eval_judge(
@@ -163,11 +216,16 @@ def eval_judge(
 ) -> None:
     """Pairwise preference of system A over system B, judged in both orders (ties reported).
 
+    Each item is judged against its row's reference: the English sentence for translation
+    (reference_kind "human"), the oracle's answer (the frozen decoder reading the English text)
+    for the free-form tasks (reference_kind "oracle"; rows without a kind are "human"). The
+    result's reference_kinds and reference_kind_per_task say which were used.
+
     Args:
         outputs: outputs.jsonl written by `llink eval generate` (or the demo).
         a: system A (e.g. llink).
         b: system B (e.g. base, direct_finetune, llink_shuffled).
-        judge: 'reference' (offline: encoder cosine + chrF++ to the human reference), 'endpoint'
+        judge: 'reference' (offline: encoder cosine + chrF++ to each item's reference), 'endpoint'
             (an OpenAI-compatible API: --judge_url, --judge_model, key in $LLINK_JUDGE_API_KEY), or a
             local Hugging Face causal LM id/path.
         judge_url: endpoint base URL, e.g. http://localhost:8000/v1 (with --judge endpoint).
@@ -212,5 +270,6 @@ def eval_judge(
         print(jsonlib.dumps(res, indent=2))
     else:
         lo, hi = res["win_rate_ci95"]
-        print(f"{a} vs {b} ({res['n']} items, judge: {res['judge']}): {res['wins']} wins, {res['ties']} ties, {res['losses']} losses; "
-              f"win rate {res['win_rate']:.3f} (95% CI {lo:.3f}-{hi:.3f})")
+        refs = ", ".join(f"{t} vs {k}" for t, k in res["reference_kind_per_task"].items())
+        print(f"{a} vs {b} ({res['n']} items, judge: {res['judge']}; references: {refs}): {res['wins']} wins, {res['ties']} ties, "
+              f"{res['losses']} losses; win rate {res['win_rate']:.3f} (95% CI {lo:.3f}-{hi:.3f})")

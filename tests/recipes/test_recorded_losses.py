@@ -20,6 +20,7 @@ RTOL = 1e-4
 
 STAGE_A = [4.342985, 5.428013, 5.601581, 6.144765, 7.426108, 13.573998]
 STAGE_B = [7.393128, 7.535709, 7.534984, 6.83553, 6.936175, 7.293923]
+STAGE_B_KL = [8.566948, 8.937811, 8.850571, 8.389679, 8.00608, 8.574087]  # --distill kl
 DIRECT = [7.190821, 7.162781, 7.826321, 7.342715, 6.41049, 7.102046]
 
 
@@ -43,6 +44,11 @@ def test_stage_a_losses_match_the_recorded_values(tiny_dirs, tmp_path):
 def test_stage_b_losses_match_the_recorded_values(stage_a, tmp_path):  # noqa: F811
     assert main(slots_args(stage_a, tmp_path / "b", steps=6, eval_every=6)) == 0
     _check("STAGE_B", _losses(tmp_path / "b"), STAGE_B)
+
+
+def test_stage_b_kl_distillation_losses_match_the_recorded_values(stage_a, tmp_path):  # noqa: F811
+    assert main(slots_args(stage_a, tmp_path / "b", steps=6, eval_every=6, distill="kl")) == 0
+    _check("STAGE_B_KL", _losses(tmp_path / "b"), STAGE_B_KL)
 
 
 def test_direct_finetune_losses_match_the_recorded_values(stage_a, tmp_path):  # noqa: F811

@@ -298,14 +298,14 @@ def test_split_corpus_holds_out_whole_files_and_decontaminates():
     shared = Pair("ខ្ញុំ", "shared words here", "ui:x.mo")  # same strings as a test pair
     firefox = [Pair(f"គ{'ក' * i}", f"firefox line number {i}", f"firefox:a.ftl#k{i}")
                for i in range(30)] + [Pair("ខ្ញុំ", "shared words here", "firefox:a.ftl#s")]
-    s = split_corpus(help_files, [shared], firefox, seed=3, test_size=31, dev_min=25)
-    assert len(s["test"]) == 31
+    s, passages = split_corpus(help_files, [shared], firefox, seed=3, test_size=31, dev_min=25, passages_min=0)
+    assert len(s["test"]) == 31 and passages == []
     dev_files = {p.source.split("#")[0] for p in s["dev"]}
     train_files = {p.source.split("#")[0] for p in s["train"]}
     assert len(s["dev"]) >= 25 and not dev_files & train_files
     assert shared not in s["train"]
     with pytest.raises(LlinkError):
-        split_corpus(help_files, [], firefox, test_size=32, dev_min=25)
+        split_corpus(help_files, [], firefox, test_size=32, dev_min=25, passages_min=0)
 
 
 # --- the committed splits -------------------------------------------------------------------------

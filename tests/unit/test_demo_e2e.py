@@ -41,6 +41,14 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
                     "## Stage B", "## Generation on test", "### Pairwise preference", "## Stage timings"):
         assert heading in report, heading
     assert m["numbers_dev"]["pairs"] == 8 and set(m["numbers_dev"]["systems"]) == set(m["generate"])
+    u = m["understanding"]
+    assert u["choice"]["items"] == 8 and u["choice"]["n_options"] == 4
+    assert set(u["choice"]["systems"]) == {"chance", "base", "direct_finetune", "llink", "llink_shuffled", "english"}
+    assert set(u["free"]["systems"]) == {"base", "direct_finetune", "llink", "llink_shuffled"} and u["free"]["n"] == 2
+    assert {j["b"] for j in u["judge"]} == {"base", "direct_finetune", "llink_shuffled"}
+    assert all(j["reference_kinds"] == ["oracle"] for j in u["judge"])
+    assert "## Understanding (test passages" in report and "### Meaning choice (8 items" in report
+    assert len((out / "outputs_passages.jsonl").read_text().splitlines()) == 5 * 3 * 2
     assert all(r["numbers"] >= 8 for r in m["numbers_dev"]["systems"].values())  # each text shares a number with its reference
     assert "### Numbers (dev: 8 of the" in report and len((out / "outputs_numbers.jsonl").read_text().splitlines()) == 32
     assert f"encoder `{tiny_dirs['encoder']}` → decoder `{tiny_dirs['decoder']}`, encoder read at layers 1, 2" in report
@@ -62,8 +70,12 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     assert again["cache_rows"]["vectors"]["computed"] == 0 and again["cache_rows"]["teacher"]["computed"] == 0
     # the sweep and every answer (test, other tasks, numbers) come back from the first run
     assert again["sweep"]["reused"] and again["sweep"]["rows"] == m["sweep"]["rows"]
-    assert again["cache_rows"]["generations"]["computed"] == 0 and again["cache_rows"]["generations"]["reused"] == 4 * 5
-    assert m["cache_rows"]["generations"] == {"computed": 4 * 5, "reused": 0}
+    # 4 systems x (translate + 3 other tasks + numbers) on test, then on the passages the oracle's
+    # 3 tasks and the 4 systems' 3 tasks each
+    calls = 4 * 5 + 3 + 4 * 3
+    assert again["cache_rows"]["generations"]["computed"] == 0 and again["cache_rows"]["generations"]["reused"] == calls
+    assert m["cache_rows"]["generations"] == {"computed": calls, "reused": 0}
+    assert again["understanding"]["choice"] == m["understanding"]["choice"]  # read back from comprehend.json
     notes = timing_notes(again)
     assert notes["teacher sweep"] == "reused from an earlier run" and notes["generation (test)"] == "answers read from the cache"
     assert f"| teacher sweep | {again['timings_s']['teacher sweep']} | reused from an earlier run |" in (out / "report.md").read_text()
@@ -124,7 +136,7 @@ def test_a_second_demo_reuses_every_stage_when_cached_vectors_moved_by_1e_6(tmp_
         assert again[key]["resumed_from_step"] == again[key]["steps"], key
     assert again["stage_b"]["run_key"] == first["stage_b"]["run_key"]
     assert again["sweep"]["reused"]
-    assert again["cache_rows"]["generations"] == {"computed": 0, "reused": 4 * 5}
+    assert again["cache_rows"]["generations"] == {"computed": 0, "reused": 4 * 5 + 3 + 4 * 3}
     assert again["cache_rows"]["vectors"]["computed"] == 0 and again["cache_rows"]["teacher"]["computed"] == 0
     for path, data in artifacts.items():
         assert path.read_bytes() == data, path  # written once, never re-saved
@@ -148,3 +160,22 @@ def test_demo_reads_every_recipe_with_its_commands_parser(tmp_path):
         with pytest.raises(LlinkError, match="epochz"):
             demo(size="smoke", out=tmp_path / "run", **kw)
         assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_every_committed_recipe_parses_with_its_command():
+    """Recipes nobody runs in a test still must not carry a typo: each is read by its command's parser."""
+    from pathlib import Path
+
+    from llink_app.demo.pipeline import read_recipe
+    from llink_app.recipes.align import align
+    from llink_app.recipes.direct import finetune_direct
+    from llink_app.recipes.slots import slots
+
+    paths = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+    assert len(paths) >= 6
+    for path in paths:
+        fn = slots if "slots" in path.name else finetune_direct if "direct" in path.name else align
+        settings = read_recipe(fn, path)
+        assert settings["seed"] == 17, path
+        if "mixture" in path.name:
+            assert settings["tasks"] == "translate,summarise,bullets,qa" and settings["max_translate"] == 3600, path

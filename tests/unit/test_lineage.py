@@ -19,11 +19,12 @@ RECORDED = {
     "batching": ("same-length-v1", "4ddc5c6cc93cbc82"),
     "teacher": ("teacher-v1", "b3e31be7f7723787"),
     "stage_a": ("stage-a-v1", "4c533ef6669d4651"),
-    "stage_b": ("stage-b-v1", "830f57f479275a58"),
-    "direct": ("direct-v1", "618bc20321717e64"),
+    "stage_b": ("stage-b-v2", "ef37d3e68da993eb"),
+    "direct": ("direct-v1", "555218d1d2c8bbf7"),
     "sweep": ("sweep-v1", "fc91a39865bf6fa9"),
     "usage": ("usage-v1", "f3cff16feaefaebc"),
-    "generation": ("generation-v1", "150ac9f943eaa86a"),
+    "generation": ("generation-v2", "796d2e724d78cca7"),
+    "comprehend": ("comprehend-v1", "cfa5ac474ba73460"),
     "synth": ("synth-v1", "4a7eedc711a16bcb"),
 }
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from llink.data.io import Pair, normalize, write_pairs
+from llink.data.passages import Passage, choose_passage_files, write_passages
 from llink.data.scripts import LANGUAGE_NAMES, SCRIPT_RANGES, in_script
 from llink.errors import LlinkError
 
@@ -63,8 +64,10 @@ def build_corpus(
     seed: int = 17,
     test_size: int = 1024,
     dev_min: int = 1000,
+    passages_min: int = 320,
 ) -> dict:
-    """Download, extract, pair, filter and split; write {train,dev,test}.tsv.gz + SOURCES.md."""
+    """Download, extract, pair, filter and split; write {train,dev,test}.tsv.gz,
+    test_passages.jsonl.gz and SOURCES.md."""
     if lang not in SCRIPT_RANGES:
         raise LlinkError(f"no script range for language {lang!r}; known: "
                          f"{', '.join(sorted(SCRIPT_RANGES))} (add one to SCRIPT_RANGES in llink/data/scripts.py)")
@@ -79,16 +82,19 @@ def build_corpus(
     ui = [p for p in ui_pairs(roots[pkgs.ui]) if keep(p)]
     firefox = [p for p in firefox_pairs(roots[pkgs.firefox], roots[pkgs.firefox_en]) if keep(p)]
 
-    splits = split_corpus(help_files, ui, firefox, seed=seed, test_size=test_size, dev_min=dev_min)
+    splits, passages = split_corpus(help_files, ui, firefox, seed=seed, test_size=test_size, dev_min=dev_min,
+                                    passages_min=passages_min)
     for name in SPLITS:
         write_pairs(out_dir / f"{name}.tsv.gz", splits[name], lang=lang)
+    write_passages(out_dir / "test_passages.jsonl.gz", passages, lang=lang)
     stats = {
         "lang": lang, "seed": seed, "packages": versions,
         "candidates": {"help": sum(map(len, help_files.values())), "ui": len(ui),
                        "firefox": len(firefox)},
         "splits": {name: _counts(splits[name]) for name in SPLITS},
+        "test_passages": _passage_counts(passages),
     }
-    (out_dir / "SOURCES.md").write_text(sources_md(stats, test_size, dev_min), encoding="utf-8")
+    (out_dir / "SOURCES.md").write_text(sources_md(stats, test_size, dev_min, passages_min), encoding="utf-8")
     return stats
 
 
@@ -161,17 +167,23 @@ def split_corpus(
     seed: int = 17,
     test_size: int = 1024,
     dev_min: int = 1000,
-) -> dict[str, list[Pair]]:
-    """test from Firefox, dev = whole help files, train = rest of LibreOffice, decontaminated."""
+    passages_min: int = 320,
+    passages_per_file: int = 4,
+) -> tuple[dict[str, list[Pair]], list[Passage]]:
+    """test from Firefox, dev = whole help files, test_passages = other whole help files,
+    train = the rest of LibreOffice, with every held-out string removed from it."""
     test = sample_test(firefox, test_size, seed)
     in_test = _strings(test)
     dev_files = choose_dev_files(help_files, in_test, dev_min, seed)
     dev = _dedup(p for f in dev_files for p in help_files[f] if _clean(p, in_test))
     held_out = in_test | _strings(dev)
-    train_files = sorted(set(help_files) - set(dev_files))
+    by_file = choose_passage_files(help_files, set(dev_files), held_out, passages_min, passages_per_file, seed)
+    passages = [q for f in sorted(by_file) for q in by_file[f]]
+    held_out |= _strings([p for f in by_file for p in help_files[f]])  # the whole file, not only its passages
+    train_files = sorted(set(help_files) - set(dev_files) - set(by_file))
     rest = [p for f in train_files for p in help_files[f]]
     train = _dedup(p for p in rest + ui if _clean(p, held_out))
-    return {"train": train, "dev": dev, "test": test}
+    return {"train": train, "dev": dev, "test": test}, passages
 
 
 def sample_test(firefox: list[Pair], size: int, seed: int) -> list[Pair]:
@@ -231,6 +243,14 @@ def _counts(pairs: list[Pair]) -> dict:
         kind = p.source.split(":", 1)[0]
         by_source[kind] = by_source.get(kind, 0) + 1
     return {"pairs": len(pairs), "sources": dict(sorted(by_source.items()))}
+
+
+def _passage_counts(passages: list[Passage]) -> dict:
+    modules: dict[str, int] = {}
+    for q in passages:
+        modules[q.module] = modules.get(q.module, 0) + 1
+    return {"passages": len(passages), "files": len({q.file for q in passages}), "modules": dict(sorted(modules.items())),
+            "src_chars_median": sorted(len(q.src) for q in passages)[len(passages) // 2] if passages else 0}
 
 
 # --- LibreOffice help -------------------------------------------------------------------------
@@ -490,7 +510,7 @@ def _langpack_locale(pack: zipfile.ZipFile) -> str:
 # --- provenance note --------------------------------------------------------------------------
 
 
-def sources_md(stats: dict, test_size: int, dev_min: int) -> str:
+def sources_md(stats: dict, test_size: int, dev_min: int, passages_min: int = 320) -> str:
     lang, pk = stats["lang"], stats["packages"]
     language = LANGUAGE_NAMES.get(lang, lang)
     rows = "\n".join(f"| `{n}` | `{v}` |" for n, v in pk.items())
@@ -499,6 +519,7 @@ def sources_md(stats: dict, test_size: int, dev_min: int) -> str:
         for s, c in stats["splits"].items()
     )
     cand = stats["candidates"]
+    tp = stats["test_passages"]
     return f"""# English–{language} (`{lang}`) corpus: sources and licence
 
 Derived from these Debian bookworm (main + security) binary packages, fetched with
@@ -539,15 +560,25 @@ filtered extract and remain under MPL-2.0.
   either side; every English and every {lang} string unique within test.
 - **dev**: whole help files, chosen by a seeded shuffle until at least {dev_min:,} pairs; pairs
   whose English or {lang} text occurs in test removed.
+- **test_passages** (comprehension): whole help files, not in dev, chosen by a seeded shuffle
+  (a stream of its own, so dev is unchanged) among files that give at least 4 passages, until at
+  least {passages_min:,} passages. A passage is a run of consecutive paragraphs of one file (never
+  across a heading, paragraphs of 3+ English words) holding 2-6 English sentences and
+  150-900 characters of {lang}; a paragraph that occurs in dev or test breaks a run.
+  {tp['passages']:,} passages from {tp['files']} files (median {tp['src_chars_median']} {lang}
+  characters); by program: {', '.join(f'{k} {v}' for k, v in tp['modules'].items())}.
 - **train**: all other help files plus the UI catalogues; pairs whose English or {lang} text
-  occurs in dev or test removed.
+  occurs anywhere in the dev, test or test_passages files removed.
 
 | split | pairs | by source |
 |---|---|---|
 {counts}
 
 Columns of each `.tsv.gz`: `{lang}`, `en`, `source` (provenance: `help:<file>.xhp#<id>`,
-`ui:<catalogue>.mo`, `firefox:<resource>#<key>`).
+`ui:<catalogue>.mo`, `firefox:<resource>#<key>`). `test_passages.jsonl.gz` has the same three
+fields (`source` is `help:<file>.xhp#<first id>..<last id>`) plus `file`, `title` (the file's
+first heading), `module` (the program) and `sentences` (English sentences); every pairs reader
+reads it, and the part of `source` before `#` groups passages by document.
 
 ## Rebuild
 

@@ -10,6 +10,9 @@ from llink.data.io import Pair, read_pairs
 from llink.errors import LlinkError
 
 SPLITS = ("train", "dev", "test")
+# Multi-sentence help passages held out by whole file (llink.data.passages): comprehension tests.
+PASSAGE_SPLITS = ("test_passages",)
+_FILES = {**{s: f"{s}.tsv.gz" for s in SPLITS}, **{s: f"{s}.jsonl.gz" for s in PASSAGE_SPLITS}}
 
 
 def find_data_dir(lang: str = "km") -> Path:
@@ -33,10 +36,10 @@ def __getattr__(name: str):
 
 
 def split_path(split: str, lang: str = "km", data_dir: str | Path | None = None) -> Path:
-    if split not in SPLITS:
-        raise LlinkError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if split not in _FILES:
+        raise LlinkError(f"unknown split {split!r}; expected one of {', '.join(_FILES)}")
     base = Path(data_dir) if data_dir is not None else find_data_dir(lang)
-    return base / f"en-{lang}" / f"{split}.tsv.gz"
+    return base / f"en-{lang}" / _FILES[split]
 
 
 def load_split(split: str, lang: str = "km", data_dir: str | Path | None = None) -> list[Pair]:

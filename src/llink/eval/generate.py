@@ -5,6 +5,11 @@ read the input proves nothing (SPEC §6). Every system is therefore compared wit
 `llink_shuffled` (the same model fed another sentence's slots) and with `fidelity`: the fraction
 of outputs whose encoder embedding is closer to their own reference than to every other
 reference in the sample.
+
+The other tasks (summarise, bullets, qa) have no human answer. Their reference is the oracle: the
+frozen decoder answering the same instruction from the item's English text (the system `english`,
+decoded like every other). Each system's free-form answers are scored against it (chrF++, encoder
+cosine, oracle fidelity): how close reading the foreign text gets to reading the English.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ OTHER_TASKS = {
     "bullets": "List the key points of this text as short English bullet points.",
     "qa": "What is this text about? Answer in English.",
 }
-SYSTEMS = ("base", "direct_finetune", "llink", "llink_shuffled")
+SYSTEMS = ("base", "direct_finetune", "llink", "llink_shuffled", "english")
+READS = ("src", "en")  # what a System reads: the foreign text of each pair, or its English
 
 
 def is_english(text: str, min_share: float = 0.8) -> bool:
@@ -33,20 +39,40 @@ def is_english(text: str, min_share: float = 0.8) -> bool:
     return bool(letters) and sum(c.isascii() for c in letters) / len(letters) >= min_share
 
 
-def fidelity(encoder, outputs: Sequence[str], references: Sequence[str]) -> float:
-    """Fraction of outputs whose cosine to their own reference beats every other reference
-    (ties count as misses; non-English outputs are misses)."""
-    from ..encoders import encode_cached
+def own_closest(outputs, references, ok=None) -> float:
+    """Fraction of rows i whose output vector is strictly closer (cosine) to reference vector i
+    than to every other reference vector; rows where `ok` is False are misses. A reference that
+    another row's reference equals (or ties in cosine) is never strictly closest: a miss."""
     from .retrieval import ranks
 
-    if len(outputs) != len(references) or len(outputs) < 2:
-        raise LlinkError("fidelity needs >= 2 outputs, one per reference")
-    ok = np.array([is_english(o) for o in outputs])
-    texts = [o if good else "-" for o, good in zip(outputs, ok)]
-    out = encoder.encode(texts, progress=False)
-    ref = encode_cached(encoder, list(references), progress=False)
+    out, ref = np.asarray(outputs, dtype=np.float32), np.asarray(references, dtype=np.float32)
+    if out.ndim != 2 or out.shape != ref.shape or len(out) < 2:
+        raise LlinkError(f"fidelity needs >= 2 outputs, one per reference (got {out.shape} and {ref.shape})")
+    ok = np.ones(len(out), bool) if ok is None else np.asarray(ok, bool)
     # retrieval's rank counts ties against the output, so rank 1 means strictly closest
     return float(((ranks(out, ref) == 1) & ok).mean())
+
+
+def _vectors(encoder, outputs: Sequence[str], references: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(output vectors, reference vectors, English mask): a non-English output is encoded as "-"
+    (it scores as a miss anyway), an empty reference (a decoder that answered nothing) as "-"."""
+    from ..encoders import encode_cached
+
+    if len(outputs) != len(references):
+        raise LlinkError(f"{len(outputs)} outputs for {len(references)} references")
+    ok = np.array([is_english(o) for o in outputs])
+    out = encoder.encode([o if good else "-" for o, good in zip(outputs, ok)], progress=False)
+    ref = encode_cached(encoder, [r if r.strip() else "-" for r in references], progress=False)
+    return out, ref, ok
+
+
+def fidelity(encoder, outputs: Sequence[str], references: Sequence[str]) -> float:
+    """Fraction of outputs whose cosine to their own reference beats every other reference
+    (ties count as misses; non-English outputs are misses). The references are the human English
+    for translation, the oracle answers for the other tasks (`oracle_fidelity`)."""
+    if len(outputs) != len(references) or len(outputs) < 2:
+        raise LlinkError("fidelity needs >= 2 outputs, one per reference")
+    return own_closest(*_vectors(encoder, outputs, references))
 
 
 def translation_scores(encoder, outputs: Sequence[str], references: Sequence[str]) -> dict:
@@ -61,6 +87,53 @@ def translation_scores(encoder, outputs: Sequence[str], references: Sequence[str
         "distinct_outputs": len(set(outputs)),
         "english": round(float(np.mean([is_english(o) for o in outputs])), 4),
     }
+
+
+def cosines(a, b) -> np.ndarray:
+    """Row-wise cosine of two [n, d] matrices."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)).clip(1e-8)
+
+
+def understanding_scores(encoder, answers: Sequence[str], oracle: Sequence[str]) -> dict:
+    """One task's free-form answers against the oracle answers (item i's answer vs item i's oracle):
+    chrF++ (corpus, word order 2), mean encoder cosine (a non-English answer counts 0), oracle
+    fidelity (`fidelity` with the oracle answers as references; None under 2 items) and the
+    share of English answers."""
+    import sacrebleu
+
+    answers, oracle = list(answers), list(oracle)
+    if len(answers) != len(oracle) or not answers:
+        raise LlinkError(f"understanding scores need one answer per oracle answer (got {len(answers)} and {len(oracle)})")
+    chrf = sacrebleu.corpus_chrf(answers, [oracle], word_order=2).score
+    out, ref, ok = _vectors(encoder, answers, oracle)
+    fid = round(own_closest(out, ref, ok), 4) if len(answers) >= 2 else None
+    return {"chrf": round(chrf, 2), "cosine": round(float((cosines(out, ref) * ok).mean()), 4), "oracle_fidelity": fid,
+            "english": round(float(ok.mean()), 4)}
+
+
+def mean_over_tasks(per_task: dict) -> dict:
+    """The aggregate of per-task scores: each metric's mean over the tasks that have it."""
+    out = {}
+    for k in ("chrf", "cosine", "oracle_fidelity"):
+        vals = [t[k] for t in per_task.values() if t.get(k) is not None]
+        out[k] = round(float(np.mean(vals)), 2 if k == "chrf" else 4) if vals else None
+    return out
+
+
+def oracle_summary(encoder, rows: Sequence[dict]) -> dict:
+    """The oracle answers of saved rows (`evaluate_generation`'s), per task: items, distinct
+    answers, and the oracle scored against itself: chrF++ 100, cosine its share of English answers,
+    oracle fidelity its share of English answers no other item repeats (a repeated oracle answer
+    is a miss for every system: no answer is strictly closer to one copy than to the other)."""
+    by: dict[str, tuple[str, list[str]]] = {}
+    for r in rows:
+        if r.get("reference_kind") == "oracle":
+            system, refs = by.setdefault(r["task"], (r["system"], []))
+            if r["system"] == system:
+                refs.append(r["reference"])
+    return {task: {"n": len(refs), "distinct_outputs": len(set(refs)), **understanding_scores(encoder, refs, refs)}
+            for task, (_, refs) in by.items()}
 
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
@@ -92,14 +165,26 @@ def numeric_fidelity(sources: Sequence[str], outputs: Sequence[str], references:
 
 @dataclass
 class System:
-    """A named way of answering: a callable (sources, instruction) -> outputs."""
+    """A named way of answering: `answer(texts, instruction) -> outputs`, one per text.
+
+    `reads` says which side of each pair `texts` is: "src", the foreign text (every system under
+    test), or "en", the English text (`english`, the oracle of the other tasks). Callers pass
+    that side; `evaluate_generation` does."""
 
     name: str
     answer: Callable[[Sequence[str], str], list[str]]
+    reads: str = "src"
+
+    def __post_init__(self):
+        if self.reads not in READS:
+            raise LlinkError(f"System {self.name!r}: reads must be one of {READS}, got {self.reads!r}")
 
 
-def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int = 16, seed: int = 17) -> list[System]:
-    """base / direct_finetune / llink / llink_shuffled, decoded identically (greedy)."""
+def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int = 16, seed: int = 17,
+                  english: bool = False) -> list[System]:
+    """base / direct_finetune / llink / llink_shuffled, decoded identically (greedy); with
+    `english`, also the oracle `english`: the frozen decoder (no adapter, exactly `base`) reading
+    the English text, whose answers are the reference of the other tasks."""
     from ..generate import generate
     from .controls import shuffled_order
 
@@ -107,9 +192,9 @@ def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int 
     builder = model.builder
     kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size)
 
-    def base(srcs, instr):
+    def base(texts, instr):
         with dec.adapter(None):
-            return generate(dec, [builder.chat(instr, passage=s) for s in srcs], **kw)
+            return generate(dec, [builder.chat(instr, passage=t) for t in texts], **kw)
 
     def slots_run(srcs, instr, shuffle: bool):
         slots = model.slots(list(srcs))
@@ -130,53 +215,107 @@ def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int 
 
         systems.append(System("direct_finetune", direct_run))
     systems += [System("llink", lambda s, i: slots_run(s, i, False)), System("llink_shuffled", lambda s, i: slots_run(s, i, True))]
+    if english:
+        systems.append(System("english", base, reads="en"))
     return systems
 
 
 def cached_system(system: System, **namespace) -> System:
     """`system` with its answers kept in the on-disk cache, keyed by `namespace` (what determines
-    them: model fingerprints, decoding settings, versions) plus the texts and the instruction.
+    them: model fingerprints, decoding settings, versions), the system's name and the side of the
+    pairs it reads, plus the texts and the instruction.
 
     A call is stored whole, not per text: in a left-padded batch an answer depends slightly on its
     batch-mates, so only the same call may reuse it, and a rerun repeats the first run exactly."""
     from ..cache import TextStore
 
-    store = TextStore("generations", system=system.name, **namespace)
+    store = TextStore("generations", system=system.name, reads=system.reads, **namespace)
 
-    def answer(srcs, instruction):
-        call = json.dumps([instruction, list(srcs)], ensure_ascii=False)
-        fresh = lambda calls: [json.dumps(system.answer(srcs, instruction), ensure_ascii=False)]  # noqa: E731
+    def answer(texts, instruction):
+        call = json.dumps([instruction, list(texts)], ensure_ascii=False)
+        fresh = lambda calls: [json.dumps(system.answer(texts, instruction), ensure_ascii=False)]  # noqa: E731
         return json.loads(store.get([call], fresh)[0])
 
-    return System(system.name, answer)
+    return System(system.name, answer, system.reads)
 
 
 def evaluate_generation(systems: Sequence[System], encoder, pairs, other_tasks: Sequence[str] = (), n_other: int = 20,
-                        progress: bool = True) -> tuple[dict, list[dict]]:
-    """Translate every pair with every system (chrF++, BLEU, fidelity, distinct outputs, numeric
-    fidelity), then answer the other task prompts on the first n_other pairs (outputs saved)."""
+                        progress: bool = True, oracle: System | None = None, translate: bool = True) -> tuple[dict, list[dict]]:
+    """Translate every pair with every system reading the foreign text (chrF++, BLEU, fidelity,
+    distinct outputs, numeric fidelity against the human English), then answer the other task
+    prompts on the first n_other pairs and score them against the oracle answers.
+
+    The oracle is `oracle`, else the one system in `systems` that reads the English (`english`).
+    It answers each other task from the English texts; every other system's answers to that task
+    are scored against its answers (`understanding_scores`), per task and as the mean over tasks.
+    It does not translate (the human English is translation's reference), and it is no competitor:
+    it gets no entry in the results. Its rows are saved when it is one of `systems`.
+
+    Returns (results, rows). results[system] = the translation scores, "numeric", "seconds", and,
+    when other tasks ran, "understanding": {"reference": the oracle's name, "n": items per task,
+    "tasks": {task: {chrf, cosine, oracle_fidelity, english}}, "mean": {chrf, cosine,
+    oracle_fidelity}}. rows: one per (system, task, item) with system, task, src, reference,
+    reference_kind ("human": the English sentence, for translation; "oracle": the oracle's answer)
+    and output; other-task rows also carry instruction and english (the item's English text).
+
+    Without an oracle, the other tasks' answers are saved unscored with the English sentence as
+    their reference (reference_kind "human") and there is no "understanding".
+
+    translate=False skips translation (multi-sentence passages would be cut at max_new_tokens);
+    results[system] then holds "understanding" and "seconds" only."""
     import time
 
     from tqdm.auto import tqdm
 
     srcs, refs = [p.src for p in pairs], [p.en for p in pairs]
-    other_tasks = other_tasks if n_other > 0 else ()
+    other_tasks = list(other_tasks) if n_other > 0 else []
+    readers = [s_ for s_ in systems if s_.reads == "en"]
+    if oracle is None:
+        if len(readers) > 1:
+            raise LlinkError(f"more than one system reads the English: {[s_.name for s_ in readers]}; one is the oracle")
+        oracle = readers[0] if readers else None
+    elif oracle.reads != "en" or any(s_ is not oracle for s_ in readers):
+        raise LlinkError(f"the oracle must be the one system that reads the English (got {oracle.name!r} reading {oracle.reads!r}"
+                         f"{'' if not readers else f' and {[s_.name for s_ in readers]} in the systems'})")
+    competing = [s_ for s_ in systems if s_.reads == "src"]
+    m = min(n_other, len(pairs))
     results, rows = {}, []
-    bar = tqdm(total=len(systems) * (1 + len(other_tasks)), desc="generate", unit="run", disable=not progress)
+    if not translate and not (other_tasks and oracle is not None):
+        raise LlinkError("translate=False needs other tasks and an oracle: nothing would be scored")
+    bar = tqdm(total=len(competing) * (int(translate) + len(other_tasks)) + (len(other_tasks) if oracle else 0), desc="generate", unit="run",
+               disable=not progress)
+    answers = {}
+    if oracle is not None:
+        for task in other_tasks:
+            answers[task] = oracle.answer(refs[:m], OTHER_TASKS[task])
+            bar.update(1)
     for sys_ in systems:
+        if sys_.reads == "en":  # the oracle: its answers are the references
+            for task in other_tasks:
+                rows += [{"system": sys_.name, "task": task, "instruction": OTHER_TASKS[task], "src": s, "english": e,
+                          "reference": o, "reference_kind": "oracle", "output": o} for s, e, o in zip(srcs[:m], refs[:m], answers[task])]
+            continue
         t0 = time.time()
-        outs = sys_.answer(srcs, TRANSLATE)
-        res = translation_scores(encoder, outs, refs)
-        res["numeric"] = numeric_fidelity(srcs, outs)
-        res["seconds"] = round(time.time() - t0, 1)
-        results[sys_.name] = res
-        rows += [{"system": sys_.name, "task": "translate", "src": s, "reference": r, "output": o} for s, r, o in zip(srcs, refs, outs)]
-        bar.update(1)
+        res = results[sys_.name] = {}
+        if translate:
+            outs = sys_.answer(srcs, TRANSLATE)
+            res.update(translation_scores(encoder, outs, refs))
+            res["numeric"] = numeric_fidelity(srcs, outs)
+            rows += [{"system": sys_.name, "task": "translate", "src": s, "reference": r, "reference_kind": "human", "output": o}
+                     for s, r, o in zip(srcs, refs, outs)]
+            bar.update(1)
+        per_task = {}
         for task in other_tasks:
             instr = OTHER_TASKS[task]
-            outs = sys_.answer(srcs[:n_other], instr)
-            rows += [{"system": sys_.name, "task": task, "instruction": instr, "src": s, "reference": r, "output": o}
-                     for s, r, o in zip(srcs[:n_other], refs[:n_other], outs)]
+            outs = sys_.answer(srcs[:m], instr)
+            ref, kind = (answers[task], "oracle") if oracle is not None else (refs[:m], "human")
+            rows += [{"system": sys_.name, "task": task, "instruction": instr, "src": s, "english": e, "reference": r,
+                      "reference_kind": kind, "output": o} for s, e, r, o in zip(srcs[:m], refs[:m], ref, outs)]
+            if oracle is not None:
+                per_task[task] = understanding_scores(encoder, outs, answers[task])
             bar.update(1)
+        if per_task:
+            res["understanding"] = {"reference": oracle.name, "n": m, "tasks": per_task, "mean": mean_over_tasks(per_task)}
+        res["seconds"] = round(time.time() - t0, 1)
     bar.close()
     return results, rows

@@ -3,7 +3,11 @@
 Each item is judged twice, once in each order, with the systems anonymised as "Answer 1/2"; an
 item is a win only when both orders prefer the same system, otherwise a tie. Judges: any
 OpenAI-compatible endpoint, a local Hugging Face causal LM, or the offline reference-based judge
-(encoder cosine + chrF++ to the human reference), which runs anywhere and is labelled as such.
+(encoder cosine + chrF++ to the reference), which runs anywhere and is labelled as such.
+
+Each saved row names its reference's kind: "human" (the English sentence: translation) or "oracle"
+(the answer the frozen decoder gave reading the English text: the free-form tasks). A judge sees
+the reference of each item's kind, and the result says which kinds it used, per task.
 """
 
 from __future__ import annotations
@@ -16,10 +20,20 @@ import numpy as np
 
 from ..errors import LlinkError
 
-PROMPT_VERSION = "judge_v1"
+PROMPT_VERSION = "judge_v1"  # prompts/judge_v1.txt: a human reference translation
+ORACLE_PROMPT_VERSION = "judge_oracle_v1"  # prompts/judge_oracle_v1.txt: the decoder's answer from the English
+REFERENCE_KINDS = ("human", "oracle")
+
+def prompt_version(reference_kind: str = "human") -> str:
+    if reference_kind not in REFERENCE_KINDS:
+        raise LlinkError(f"unknown reference kind {reference_kind!r}; expected one of {REFERENCE_KINDS}")
+    return ORACLE_PROMPT_VERSION if reference_kind == "oracle" else PROMPT_VERSION
 
 
-def judge_prompt(instruction: str, reference: str, answer_1: str, answer_2: str, version: str = PROMPT_VERSION) -> str:
+def judge_prompt(instruction: str, reference: str, answer_1: str, answer_2: str, version: str | None = None,
+                 reference_kind: str = "human") -> str:
+    """The judge's prompt; `version` defaults to the one for `reference_kind`."""
+    version = version or prompt_version(reference_kind)
     template = resources.files("llink.eval").joinpath(f"prompts/{version}.txt").read_text(encoding="utf-8")
     return template.format(instruction=instruction, reference=reference, answer_1=answer_1 or "(empty)", answer_2=answer_2 or "(empty)")
 
@@ -35,10 +49,12 @@ def parse_verdict(text: str) -> int:
 
 
 class ReferenceJudge:
-    """Offline, reference-based: the answer closer to the reference (mean of encoder cosine and
-    chrF++/100) wins; closer than `margin` is a tie. Not an LLM judge, and reported as such."""
+    """Offline, reference-based: the answer closer to the item's reference (mean of encoder cosine
+    and chrF++/100) wins; closer than `margin` is a tie. Not an LLM judge, and reported as such.
+    The reference is whatever the item carries: the human translation or the oracle's answer
+    (`pairwise` reports which)."""
 
-    name = "reference (encoder cosine + chrF++ to the reference; offline)"
+    name = "reference (encoder cosine + chrF++ to each item's reference; offline)"
 
     def __init__(self, encoder, margin: float = 0.02):
         self.encoder, self.margin = encoder, margin
@@ -59,7 +75,7 @@ class ReferenceJudge:
         from ..eval.generate import is_english
 
         a = self._answer_vectors([a if a.strip() else "-" for a in answers])
-        r = encode_cached(self.encoder, references, progress=False)
+        r = encode_cached(self.encoder, [x if x.strip() else "-" for x in references], progress=False)  # an oracle may answer nothing
         cos = (a * r).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(r, axis=1)).clip(1e-8)
         chrf = np.array([sacrebleu.sentence_chrf(x, [y], word_order=2).score / 100 for x, y in zip(answers, references)])
         english = np.array([is_english(x) for x in answers], dtype=float)
@@ -118,7 +134,9 @@ def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def pairwise(rows: Sequence[dict], a: str, b: str, judge) -> dict:
-    """Judge system a against system b on every (task, src) both answered, in both orders."""
+    """Judge system a against system b on every (task, src) both answered, in both orders, each
+    against its row's reference: the human English for translation, the oracle's answer for the
+    free-form tasks (a row's `reference_kind`; rows without one are "human")."""
     by = {}
     for r in rows:
         by.setdefault((r["task"], r["src"]), {})[r["system"]] = r
@@ -126,11 +144,19 @@ def pairwise(rows: Sequence[dict], a: str, b: str, judge) -> dict:
     if not keys:
         raise LlinkError(f"no item was answered by both {a!r} and {b!r}")
     items_ab, items_ba = [], []
+    kinds: dict[str, set[str]] = {}
     for k in keys:
         ra, rb = by[k][a], by[k][b]
         instr = ra.get("instruction", "Translate to English.")
-        items_ab.append({"instruction": instr, "reference": ra["reference"], "answer_1": ra["output"], "answer_2": rb["output"]})
-        items_ba.append({"instruction": instr, "reference": ra["reference"], "answer_1": rb["output"], "answer_2": ra["output"]})
+        kind = ra.get("reference_kind", "human")
+        prompt_version(kind)  # an unknown kind is an error, not a silently human reference
+        if (rb.get("reference_kind", "human"), rb["reference"]) != (kind, ra["reference"]):
+            raise LlinkError(f"{a!r} and {b!r} have different references for the {k[0]} item {k[1][:40]!r}: "
+                             "their rows come from different runs")
+        kinds.setdefault(k[0], set()).add(kind)
+        common = {"instruction": instr, "reference": ra["reference"], "reference_kind": kind}
+        items_ab.append({**common, "answer_1": ra["output"], "answer_2": rb["output"]})
+        items_ba.append({**common, "answer_1": rb["output"], "answer_2": ra["output"]})
     v_ab, v_ba = judge(items_ab), judge(items_ba)
     wins = ties = losses = 0
     per_task: dict[str, list[int]] = {}
@@ -144,7 +170,10 @@ def pairwise(rows: Sequence[dict], a: str, b: str, judge) -> dict:
         per_task.setdefault(k[0], [0, 0, 0])[("a", "tie", "b").index(outcome)] += 1
     n = len(keys)
     lo, hi = wilson(wins + 0.5 * ties, n)
-    return {"a": a, "b": b, "judge": judge.name, "prompt": PROMPT_VERSION, "n": n, "wins": wins, "ties": ties, "losses": losses,
+    used = sorted({x for v in kinds.values() for x in v})
+    return {"a": a, "b": b, "judge": judge.name, "prompt": "+".join(prompt_version(x) for x in used), "n": n,
+            "wins": wins, "ties": ties, "losses": losses,
             "win_rate": round((wins + 0.5 * ties) / n, 4), "win_rate_ci95": [round(lo, 4), round(hi, 4)],
             "order_agreement": round(float(np.mean([(x == 0 and y == 0) or (x != 0 and y != 0 and x != y) for x, y in zip(v_ab, v_ba)])), 4),
-            "per_task": {t: dict(zip(("wins", "ties", "losses"), v)) for t, v in per_task.items()}}
+            "per_task": {t: dict(zip(("wins", "ties", "losses"), v)) for t, v in per_task.items()},
+            "reference_kinds": used, "reference_kind_per_task": {t: "+".join(sorted(v)) for t, v in kinds.items()}}

@@ -24,10 +24,12 @@ from .report import NUMBERS_MAX_WORDS, write_report
 
 SIZES = {
     # smoke: every stage for a few steps, to check the pipeline end to end in minutes (numbers meaningless)
-    "smoke": {"sweep_layers": "4,final", "sweep_train": 500, "sweep_steps": 10, "max_train": 2000, "epochs": 1, "b_steps": 3, "n_generate": 16, "n_numbers": 8},
-    "small": {"sweep_layers": "0,4,8,16,final", "sweep_train": 3000, "sweep_steps": 100, "max_train": None, "epochs": 20, "b_steps": None, "n_generate": None, "n_numbers": 48},
+    "smoke": {"sweep_layers": "4,final", "sweep_train": 500, "sweep_steps": 10, "max_train": 2000, "epochs": 1, "b_steps": 3, "n_generate": 16, "n_numbers": 8,
+              "n_choice": 8, "n_free": 2},
+    "small": {"sweep_layers": "0,4,8,16,final", "sweep_train": 3000, "sweep_steps": 100, "max_train": None, "epochs": 20, "b_steps": None, "n_generate": None, "n_numbers": 48,
+              "n_choice": 200, "n_free": 20},
     "full": {"sweep_layers": "0,2,4,6,8,12,16,20,24,28,30,final", "sweep_train": 6000, "sweep_steps": 150, "max_train": None, "epochs": 40,
-             "b_steps": 600, "n_generate": 1000, "n_numbers": 1000},
+             "b_steps": 600, "n_generate": 1000, "n_numbers": 1000, "n_choice": None, "n_free": 60},
 }
 
 
@@ -229,6 +231,15 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
                         if any(r["system"] == other for r in rows)]
     win_tie_loss(metrics["judge"], out / "judge.png")
     done("judge")
+
+    stage("understanding (test passages)")
+    from .understanding import print_understanding, understanding
+
+    u = understanding(llink_b, direct_model, enc, lang, plan["n_choice"], plan["n_free"], key, out)
+    if u is not None:
+        metrics["understanding"] = u
+        print_understanding(u)
+    done("understanding (test passages)")
 
     from llink.eval.plots import token_bars
 

@@ -102,6 +102,8 @@ def write_report(m: dict, out: Path) -> Path:
         lines += ["", "Failures: the 3 test texts where llink's sentence chrF++ is lowest.", ""]
         show(_worst(tr, "llink", 3))
         lines.append("")
+    if m.get("understanding"):
+        lines += understanding_lines(m["understanding"])
     notes = timing_notes(m)
     lines += ["## Stage timings (s)", "", "| stage | seconds | note |", "|---|---|---|"]
     lines += [f"| {k} | {v} | {notes.get(k, '')} |" for k, v in m["timings_s"].items()]
@@ -116,6 +118,43 @@ def write_report(m: dict, out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def understanding_lines(u: dict) -> list[str]:
+    """Meaning choice, free-form answers against the oracle, and the judge, on the test passages."""
+    c, f = u["choice"], u["free"]
+    lines = [f"## Understanding (test passages: {u['passages']} held-out help passages of 2-6 sentences)", "",
+             f"### Meaning choice ({c['items']} items, {c['n_options']} options from the same help file; log-likelihood, no generation)", "",
+             "| system | acc | acc_norm | 95% CI (acc_norm) |", "|---|---|---|---|"]
+    for name, r in c["systems"].items():
+        ci = r.get("acc_norm_ci95")
+        lines.append(f"| {name} | {r['acc']:.3f} | {r['acc_norm']:.3f} | {'-' if ci is None else f'{ci[0]:.3f}–{ci[1]:.3f}'} |")
+    gap = c.get("gap_closed")
+    lines += ["", f"Instruction: *{c['instruction']}*; the options are the passage's own English and English passages of the "
+              "same help file (same topic and vocabulary, other content). `english` is the frozen decoder reading the English "
+              "passage: the ceiling for any bridge into this decoder. acc_norm divides each option's log-likelihood by its "
+              "UTF-8 length (lm-evaluation-harness's Belebele scoring)."
+              + ("" if gap is None else f" llink closes **{gap:.2f}** of the base→english gap (acc_norm)."), ""]
+    lines += [f"### Free-form answers ({f['n']} passages × summarise / bullets / QA, greedy, {f['max_new_tokens']} new tokens)", "",
+              "Each answer is scored against the *oracle answer*: the frozen decoder's answer to the same instruction when it "
+              "reads the English passage. Oracle-fidelity: the share of answers closer (encoder cosine) to their own item's "
+              "oracle answer than to every other item's.", "",
+              "| system | chrF++ | cosine | oracle-fidelity |", "|---|---|---|---|"]
+    for name, r in f["systems"].items():
+        mm = r["mean"]
+        fid = "-" if mm["oracle_fidelity"] is None else f"{mm['oracle_fidelity']:.3f}"
+        lines.append(f"| {name} | {mm['chrf']:.2f} | {mm['cosine']:.3f} | {fid} |")
+    ceil = [t.get("oracle_fidelity") for t in (f.get("oracle") or {}).values() if t.get("oracle_fidelity") is not None]
+    if ceil:
+        lines += ["", f"The oracle scored against itself reaches oracle-fidelity {sum(ceil) / len(ceil):.3f} (an answer it repeats "
+                  "across items is a miss for every system)."]
+    if u.get("judge"):
+        lines += ["", f"Pairwise preference with the oracle answer as the reference ({u['judge'][0]['judge']}; both orders, "
+                  "disagreement = tie):", "", "| llink vs | items | wins | ties | losses | win rate | 95% CI |", "|---|---|---|---|---|---|---|"]
+        for j in u["judge"]:
+            lo, hi = j["win_rate_ci95"]
+            lines.append(f"| {j['b']} | {j['n']} | {j['wins']} | {j['ties']} | {j['losses']} | {j['win_rate']:.3f} | {lo:.3f}–{hi:.3f} |")
+    return lines + ["", "Answers in `outputs_passages.jsonl`.", ""]
 
 
 def models_line(m: dict) -> str:
@@ -161,6 +200,13 @@ def summary_lines(m: dict) -> list[str]:
         u = m["stage_b"]["usage"]
         out += [f"Slot usage (dev answer loss, nats/token): own slots {u['loss_true']:.3f}, another sentence's "
                 f"{u['loss_shuffled']:.3f}, zeroed {u['loss_zeroed']:.3f}. Stage B: {m['stage_b']['steps']} steps."]
+    if m.get("understanding"):
+        c = m["understanding"]["choice"]
+        acc = {k: v["acc_norm"] for k, v in c["systems"].items()}
+        gap = c.get("gap_closed")
+        out.append(f"Meaning choice (test passages, {c['items']} items, {c['n_options']} options, acc_norm): "
+                   + ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
+                   + ("" if gap is None else f"; llink closes {gap:.2f} of the base→english gap") + ".")
     if m.get("judge"):
         out.append(f"Pairwise judge, {m['judge'][0]['judge']}: llink's win rate "
                    + "; ".join(f"vs {j['b']} {j['win_rate']:.2f} (95% CI {j['win_rate_ci95'][0]:.2f}–{j['win_rate_ci95'][1]:.2f})" for j in m["judge"]) + ".")

@@ -26,6 +26,10 @@ class SlotsRecipe(LoRARecipe):
         cfg = self.cfg
         if cfg.expander_init not in ("identity", "regress"):
             raise LlinkError(f"--expander_init must be identity or regress, got {cfg.expander_init!r}")
+        if cfg.distill not in ("sequence", "kl"):
+            raise LlinkError(f"--distill must be sequence or kl, got {cfg.distill!r}")
+        if cfg.kl_temperature <= 0 or cfg.kl_weight < 0:
+            raise LlinkError(f"--kl_temperature must be > 0 and --kl_weight >= 0, got {cfg.kl_temperature} and {cfg.kl_weight}")
         if cfg.from_stage_a is None:
             raise LlinkError("--from is required: the Stage A artifact directory (e.g. runs/align/llink)")
         a = LLINK.from_pretrained(cfg.from_stage_a, encoder=encoder, decoder=decoder)
@@ -74,6 +78,8 @@ class SlotsRecipe(LoRARecipe):
             targets = chunk_targets(ids, m.decoder.embeddings, m.config.prompt_config.k)
             aligned = m.project(self.train_x[list(first.values())])
             self.expander_r2 = fit_expander(m.expander, aligned, targets, ridge=cfg.expander_ridge)
+        if cfg.distill == "kl":
+            self.teacher_enc = teacher_prompts(m.builder, self.examples, self.train_enc)
         self.model.train()
 
     def param_groups(self) -> list[dict]:
@@ -86,17 +92,26 @@ class SlotsRecipe(LoRARecipe):
         ]
 
     def step_loss(self, batch: dict, idx, row: dict):
-        from llink.losses import direction_loss, info_nce, usage_contrast
+        from llink.losses import answer_ce, direction_loss, info_nce, token_kl, usage_contrast
         import torch
 
         cfg, dev = self.cfg, self.acc.device
         aligned = self.model.projector(self.train_x[idx].to(dev))
         slots = self.model.expand(aligned)
-        sft = self.answer_losses(batch, slots).mean()
+        if cfg.distill == "kl":
+            teacher = self.teacher_logits(idx)
+            logits, targets, sel = self.answer_logits(batch, slots)
+            sft = answer_ce(logits, targets, sel).mean()
+            kl = token_kl(logits, teacher, cfg.kl_temperature)
+        else:
+            sft = self.answer_losses(batch, slots).mean()
         y, g = self.train_y[idx].to(dev), self.train_g[idx].to(dev)
         aux = direction_loss(aligned, y) + info_nce(aligned, y, cfg.aux_temperature, q_ids=g, k_ids=g, hard_k=None)
         loss = sft + cfg.aux_weight * aux
         row.update(sft=sft.item(), aux=aux.item())
+        if cfg.distill == "kl":
+            loss = loss + cfg.kl_weight * kl
+            row.update(kl=kl.item())
         if (self.step + 1) % cfg.usage_every == 0:
             # The zeroed pass is a reference, not a target: no gradient pushes the decoder to get
             # worse without slots, and it costs a forward only.
@@ -106,6 +121,33 @@ class SlotsRecipe(LoRARecipe):
             loss = loss + cfg.usage_weight * use
             row.update(zeroed=zeroed.item(), usage=use.item())
         return loss
+
+    def answer_logits(self, batch: dict, slots):
+        """answer_logits (llink.losses) of the Stage B forward: slots injected, the adapter active."""
+        from llink.losses import answer_logits
+        from llink.slots import inject
+
+        emb = inject(self.decoder.embeddings(batch["input_ids"]), batch["slot_mask"], slots)
+        return answer_logits(self.decoder, emb, batch["attention_mask"], batch["labels"])
+
+    def teacher_logits(self, idx):
+        """The self-distillation teacher's answer-position logits for examples `idx`: the frozen
+        decoder (no adapter, eval mode, no gradient) reading the English text where the student
+        reads slots. Row n predicts the same answer token as the student's row n."""
+        from llink.losses import answer_logits
+        import torch
+
+        model = self.decoder.model
+        was = model.training
+        batch = self.batch([self.teacher_enc[i] for i in idx])
+        model.eval()  # a frozen teacher: no dropout, whatever the decoder's config holds
+        try:
+            with torch.no_grad(), self.decoder.adapter(None):
+                logits, _, _ = answer_logits(self.decoder, self.decoder.embeddings(batch["input_ids"]), batch["attention_mask"],
+                                             batch["labels"])
+        finally:
+            model.train(was)
+        return logits
 
     def dev_inputs(self, n: int) -> dict:
         """The sentence's own slots, zeroed slots, and another sentence's (the shuffled control)."""
@@ -121,6 +163,20 @@ class SlotsRecipe(LoRARecipe):
         self.model.save_pretrained(path)
 
 
+def teacher_prompts(builder, examples, student: list) -> list:
+    """The self-distillation teacher's prompts: each example's English text as the passage, the same
+    instruction and answer. Its answer tokens must be the student's, token for token (answer_logits
+    pairs the two up by them)."""
+    from llink.prompts import IGNORE
+
+    enc = [builder.chat(e.instruction, passage=e.en, answer=e.answer) for e in examples]
+    for e, t, s in zip(examples, enc, student):
+        if [x for x in t.labels if x != IGNORE] != [x for x in s.labels if x != IGNORE]:
+            raise LlinkError(f"the answer {e.answer!r} tokenises differently behind the English passage and behind the slots: "
+                             "--distill kl cannot pair up its tokens")
+    return enc
+
+
 @dataclass
 class SlotsArgs:
     from_stage_a: Path | None = opt(None, "the Stage A artifact directory (`--from` works too), e.g. runs/align/llink.", run_only=True)
@@ -134,6 +190,11 @@ class SlotsArgs:
     usage_weight: float = opt(1.0, "weight of the usage contrast.")
     aux_weight: float = opt(0.1, "weight of the auxiliary cosine + InfoNCE terms towards the Stage A teacher.")
     aux_temperature: float = opt(0.05, "temperature of the auxiliary InfoNCE.")
+    distill: str = opt("sequence", "'sequence' (cross-entropy on the answer tokens) or 'kl' (token-level self-distillation, as xRAG: adds "
+                                   "kl_weight x KL(teacher || student) over the answer tokens, the teacher being the frozen decoder without "
+                                   "LoRA reading the English text where the student reads the slots).")
+    kl_weight: float = opt(1.0, "weight of the token-level KL term (--distill kl).")
+    kl_temperature: float = opt(1.0, "softmax temperature of the token-level KL (--distill kl); the term is scaled by T^2.")
 
 
 slots, SlotsConfig = command(
