@@ -27,7 +27,7 @@ SIZES = {
     "smoke": {"sweep_layers": "4,final", "sweep_train": 500, "sweep_steps": 10, "max_train": 2000, "epochs": 1, "b_steps": 3, "n_generate": 16, "n_numbers": 8,
               "n_choice": 8, "n_free": 2},
     "small": {"sweep_layers": "0,4,8,16,final", "sweep_train": 3000, "sweep_steps": 100, "max_train": None, "epochs": 20, "b_steps": None, "n_generate": None, "n_numbers": 48,
-              "n_choice": 200, "n_free": 20},
+              "n_choice": 60, "n_free": 20},
     "full": {"sweep_layers": "0,2,4,6,8,12,16,20,24,28,30,final", "sweep_train": 6000, "sweep_steps": 150, "max_train": None, "epochs": 40,
              "b_steps": 600, "n_generate": 1000, "n_numbers": 1000, "n_choice": None, "n_free": 60},
 }
