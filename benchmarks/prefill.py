@@ -78,6 +78,10 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="decoder weights (bf16 is fast on CPUs with AVX512-BF16 or AMX); the bundled encoder keeps its own")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
+    ap.add_argument("--slot_source", default="pooled", choices=["pooled", "segments"], help="without --model: where slots come from")
+    ap.add_argument("--k", type=int, default=8, help="without --model: slots per text (a fixed K)")
+    ap.add_argument("--k_rule", help="without --model: K per text, 'ratio,min,max' (e.g. 4,2,16)")
+    ap.add_argument("--hints", action="store_true", help="without --model: the verbatim hints follow the slots")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.passages < 1:
@@ -91,6 +95,7 @@ def main() -> None:
     from llink.encoders import load_encoder
     from llink.generate import PrefixKV
     from llink.model import LLINK, inference_dtype
+    from llink.prompts import parse_k_rule
 
     torch.manual_seed(0)
     # The artifact's own encoder readout (the engine, or the torch rebuild for encoder_layers): its cost counts.
@@ -101,7 +106,9 @@ def main() -> None:
 
     def build(d):
         torch.manual_seed(0)
-        m = LLINK.from_pretrained(args.model, encoder=enc, decoder=d) if args.model else untrained_stage_b("e5-small", enc, "smollm2-135m", d, lora=lora)
+        m = LLINK.from_pretrained(args.model, encoder=enc, decoder=d) if args.model else untrained_stage_b(
+            "e5-small", enc, "smollm2-135m", d, k=args.k, lora=lora, slot_source=args.slot_source, k_rule=parse_k_rule(args.k_rule),
+            hints=args.hints)
         return m.to(args.device).eval()
 
     dec_f = load_decoder(device=args.device)
@@ -121,7 +128,7 @@ def main() -> None:
         x = d.embeddings(torch.tensor([prompt.input_ids], device=args.device))
         if slots is not None:
             x = x.clone()
-            x[0, prompt.slot_positions] = slots[0].to(x.dtype)
+            x[0, prompt.slot_positions] = slots[0, : len(prompt.slot_positions)].to(x.dtype)
         if prefix is None:
             return x, None
         return x[:, len(prefix.ids):], prefix.fresh()
@@ -132,18 +139,22 @@ def main() -> None:
 
     @torch.no_grad()
     def llink_path(text, m, d, prefix=None) -> dict[str, float]:
-        """The served path, stage by stage (LLINK.slots(cache=False), then the prompt, then the prefill)."""
+        """The served path, stage by stage (LLINK.read(cache=False): the encoder readout with the
+        text's K and hints, then projector + expander; then the prompt, then the prefill)."""
         marks = [time.perf_counter()]
 
         def mark():
             sync()
             marks.append(time.perf_counter())
 
+        k, hints = m.slot_counts([text]), m.hints([text])
         vec = enc.encode([text], progress=False, repeat_short=False)
+        spans = enc.encode_spans([text], k, progress=False) if m.config.slot_source == "segments" else None
         mark()
-        slots = m.expand(m.project(vec))
+        aligned = m.project(vec)
+        slots = m.expand(aligned, None if spans is None else m.project(torch.from_numpy(spans[0])).unsqueeze(0))
         mark()
-        x, kv = embed(builder.chat(INSTRUCTION), d, slots, prefix)
+        x, kv = embed(builder.chat(INSTRUCTION, k=k[0], hints=hints[0]), d, slots, prefix)
         mark()
         with m.using_adapter():
             forward(x, kv, d)
@@ -200,7 +211,7 @@ def main() -> None:
             sync()
             rows["encoder_repeat"].append(time.perf_counter() - t)
             toks["base"].append(len(raw.input_ids))
-            toks["llink"].append(len(slot_prompt.input_ids))
+            toks["llink"].append(len(model.read([text], cache=False).prompt(builder, 0, INSTRUCTION)))
             toks["encoder"].append(enc.token_count(text))
         first = slot_prompt.input_ids[0]
         reps = max(8, len(passages))

@@ -22,17 +22,20 @@ from typing import Iterator, Sequence
 QUESTIONS = ("Translate to English.", "Summarise this in one sentence.", "What is it about?")
 
 
-def untrained_stage_b(encoder_name: str, encoder, decoder_name: str, decoder, k: int = 8, lora: dict | None = None):
+def untrained_stage_b(encoder_name: str, encoder, decoder_name: str, decoder, k: int = 8, lora: dict | None = None,
+                      slot_source: str = "pooled", k_rule: dict | None = None, hints: bool = False):
     """A Stage B model on loaded models with a random projector and expander and a zero LoRA:
-    it answers nonsense, but it exercises exactly the serving and prefill path of a trained one."""
+    it answers nonsense, but it exercises exactly the serving and prefill path of a trained one
+    (with a K rule, k is the rule's max)."""
     from llink.model import LLINK, LLINKConfig
     from llink.prompts import PromptConfig
     from llink.slots import median_embedding_norm
 
     config = LLINKConfig.for_models(
         encoder_name, encoder, decoder_name, decoder, teacher={"layer": 1, "pooling": "mean", "norm": "none"},
-        prompt=PromptConfig(k=k).to_dict(), stage="B", expander={"target_norm": median_embedding_norm(decoder.embeddings)},
-        lora=lora or {"r": 4, "alpha": 4, "dropout": 0.0, "targets": ["q_proj", "v_proj"]},
+        prompt=PromptConfig(k=k_rule["max"] if k_rule else k, k_rule=k_rule, hints=hints).to_dict(), stage="B",
+        expander={"target_norm": median_embedding_norm(decoder.embeddings)},
+        lora=lora or {"r": 4, "alpha": 4, "dropout": 0.0, "targets": ["q_proj", "v_proj"]}, slot_source=slot_source,
     )
     return LLINK(config).attach(encoder=encoder, decoder=decoder)
 

@@ -145,6 +145,51 @@ class RowStore:
         return np.stack([shards[s][r] for s, r in (index[k] for k in keys)]) if texts else np.zeros((0, 0), np.float32)
 
 
+class SpanStore:
+    """Per-(text, k) matrices of k rows under one namespace: RowStore for ragged rows (an encoder's
+    k span vectors of a text, `llink.encoders.encode_spans_cached`).
+
+    A row is keyed by a hash of its text and k, so the same text with another k is another row.
+    Each fill writes one immutable shard (atomically): keys [M, 16] uint8, offsets [M + 1] int64
+    and vectors [sum of k, dim], row m being vectors[offsets[m]:offsets[m + 1]].
+    """
+
+    def __init__(self, kind: str, **namespace: Any):
+        self.dir = cache_root() / kind / key_of(**namespace)
+        self.kind, self.namespace = kind, namespace
+
+    @staticmethod
+    def row_key(text: str, k: int) -> bytes:
+        return hashlib.blake2b(f"{int(k)}:{text}".encode("utf-8"), digest_size=16).digest()  # k has no ':', so no two pairs collide
+
+    def _index(self) -> dict[bytes, np.ndarray]:
+        index = {}
+        for path in sorted(self.dir.glob("*.safetensors")) if self.dir.exists() else []:
+            arrays, _ = load_arrays(path)
+            off, vectors = arrays["offsets"], arrays["vectors"]
+            for m, key in enumerate(arrays["keys"]):
+                index[key.tobytes()] = vectors[off[m] : off[m + 1]]
+        return index
+
+    def get(self, texts: list[str], ks: list[int], compute: Callable[[list[str], list[int]], list[np.ndarray]]) -> list[np.ndarray]:
+        """[k, dim] per (text, k), calling compute(missing_texts, missing_ks) only for unseen unique pairs."""
+        pairs = list(zip(texts, ks, strict=True))
+        keys = [self.row_key(t, k) for t, k in pairs]
+        index = self._index()
+        missing = list(dict.fromkeys(p for p, key in zip(pairs, keys) if key not in index))
+        _count(self.kind, keys, missing)
+        if missing:
+            fresh = [np.asarray(a, dtype=np.float32) for a in compute([t for t, _ in missing], [k for _, k in missing])]
+            if len(fresh) != len(missing) or any(a.ndim != 2 or len(a) != k for a, (_, k) in zip(fresh, missing)):
+                raise ValueError(f"compute must return one [k, dim] array per (text, k); got shapes {[a.shape for a in fresh]}")
+            new_keys = np.frombuffer(b"".join(self.row_key(t, k) for t, k in missing), dtype=np.uint8).reshape(-1, 16)
+            offsets = np.cumsum([0] + [len(a) for a in fresh]).astype(np.int64)
+            name = hashlib.sha256(new_keys.tobytes()).hexdigest()[:20]
+            save_arrays(self.dir / f"{name}.safetensors", {"keys": new_keys, "offsets": offsets, "vectors": np.concatenate(fresh)}, self.namespace)
+            index.update(zip((k.tobytes() for k in new_keys), fresh))
+        return [index[k].copy() for k in keys]  # copies: a caller's edit must not reach other rows or the next get
+
+
 class TextStore:
     """Per-prompt generated texts under one namespace (a generator + its settings).
 

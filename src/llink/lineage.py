@@ -28,12 +28,13 @@ VERSIONS = {
     "batching": "same-length-v1",  # how cached rows are batched when computed
     "teacher": "teacher-v1",  # teacher-state extraction and normalisation
     "stage_a": "stage-a-v1",
-    "stage_b": "stage-b-v2",  # v2: --distill kl (token-level self-distillation)
-    "direct": "direct-v1",
+    "spans": "spans-v1",  # encoder span means (the `segments` slot source)
+    "stage_b": "stage-b-v3",  # v2: --distill kl (token-level self-distillation); v3: slot sources, K per text, hints
+    "direct": "direct-v2",  # v2: the prompt builder's K per prompt and hints (no change for raw-text prompts)
     "sweep": "sweep-v1",
-    "usage": "usage-v1",  # dev answer losses with own / shuffled / zeroed slots
-    "generation": "generation-v2",  # prompts and decoding of every evaluated system (v2: the oracle `english`)
-    "comprehend": "comprehend-v1",  # meaning-choice items and option log-likelihoods
+    "usage": "usage-v2",  # dev answer losses with own / shuffled / zeroed slots (v2: shuffled brings its K and hints)
+    "generation": "generation-v3",  # prompts and decoding of every evaluated system (v2: the oracle `english`; v3: K per text, hints)
+    "comprehend": "comprehend-v2",  # meaning-choice items and option log-likelihoods (v2: K per text, hints)
     "synth": "synth-v1",  # self-distilled instruction targets (the task instructions and the generator's prompt)
 }
 
@@ -42,11 +43,14 @@ TRACKED = {
     "readout": ["llink.encoders:_encode_windows", "llink.encoders:_means", "llink.encoders:masked_mean", "llink.encoders:split_windows",
                 "llink.e5:load_bert"],
     "batching": ["llink.batching:same_length_batches"],
+    "spans": ["llink.encoders:_encode_spans", "llink.encoders:_token_states", "llink.encoders:span_bounds"],
     "teacher": ["llink.teacher:extract", "llink.teacher:normalise", "llink.teacher:TeacherStats.fit", "llink.prompts:PromptBuilder.teacher"],
     "stage_a": ["llink.alignment:stage_a_tensors", "llink.alignment:stage_a_loss", "llink.losses:info_nce", "llink.losses:TeacherQueue.enqueue",
                 "llink.losses:direction_loss", "llink.losses:log_norm_loss", "llink.losses:temperature_at", "llink.projector:Projector.forward",
                 "llink.projector:Projector.fit_centre", "llink.schedules:lr_at", "llink_app.recipes.align:AlignRecipe.train"],
-    "stage_b": ["llink.slots:SlotExpander.forward", "llink.slots:inject", "llink.slots:fit_expander", "llink.slots:chunk_targets",
+    "stage_b": ["llink.slots:SlotExpander.forward", "llink.slots:SegmentExpander.forward", "llink.slots:inject", "llink.slots:fit_expander",
+                "llink.slots:fit_segment_expander", "llink.slots:chunk_targets", "llink.hints:extract_hints", "llink.prompts:PromptConfig.k_for",
+                "llink.prompts:format_hints", "llink.model:LLINK.read", "llink_app.recipes.slots:SlotsRecipe.batch_spans",
                 "llink.losses:answer_loss", "llink.losses:answer_logits", "llink.losses:answer_ce", "llink.losses:token_kl",
                 "llink.losses:usage_contrast", "llink.prompts:PromptBuilder.chat", "llink.schedules:lr_at",
                 "llink_app.recipes.slots:SlotsRecipe.step_loss", "llink_app.recipes.slots:SlotsRecipe.prepare_inputs",
@@ -60,7 +64,8 @@ TRACKED = {
               "llink_app.recipes.direct:DirectRecipe.dev_inputs", "llink.eval.controls:shuffled_order"],
     "comprehend": ["llink.eval.comprehend:meaning_items", "llink.eval.comprehend:option_logprobs", "llink.eval.comprehend:score_options",
                    "llink.eval.comprehend:comprehension_systems", "llink.prompts:PromptBuilder.chat"],
-    "generation": ["llink.generate:generate", "llink.eval.generate:llink_systems", "llink.prompts:PromptBuilder.chat"],
+    "generation": ["llink.generate:generate", "llink.eval.generate:llink_systems", "llink.prompts:PromptBuilder.chat", "llink.model:LLINK.read",
+                   "llink.hints:extract_hints", "llink.prompts:format_hints"],
     "synth": ["llink.data.synth:synthesize", "llink.data.synth:LocalGenerator.__call__", "llink.data.synth:TASKS"],
 }
 

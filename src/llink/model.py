@@ -20,7 +20,7 @@ from .cache import atomic_write
 from .errors import LlinkError
 from .projector import Projector
 from .prompts import PromptConfig
-from .slots import SlotExpander
+from .slots import SOURCES, Injection, SegmentExpander, SlotExpander, pad_slots
 from .teacher import TeacherSpec, TeacherStats, parse_teacher
 
 CONFIG = "config.json"
@@ -73,6 +73,7 @@ class LLINKConfig:
     projector: dict = field(default_factory=lambda: {"hidden_mult": 4, "dropout": 0.1})
     stage: str = "A"
     expander: dict | None = None  # Stage B: {"target_norm": ...}; K is prompt["k"]
+    slot_source: str = "pooled"  # llink.slots: "pooled" (one vector -> K slots) or "segments" (K spans of the text)
     lora: dict | None = None  # Stage B: {"r", "alpha", "dropout", "targets"}
     template: str | None = None  # the decoder's chat template, verbatim
     versions: dict = field(default_factory=versions)
@@ -102,8 +103,11 @@ class LLINK(nn.Module):
         self.register_buffer("teacher_mean", torch.zeros(config.hidden_size))
         self.register_buffer("teacher_std", torch.ones(config.hidden_size))
         self.expander = None
+        if config.slot_source not in SOURCES:
+            raise LlinkError(f"slot_source must be one of {', '.join(SOURCES)}, got {config.slot_source!r}")
         if config.expander is not None:
-            self.expander = SlotExpander(config.hidden_size, config.prompt_config.k, **config.expander)
+            cls = SegmentExpander if config.slot_source == "segments" else SlotExpander
+            self.expander = cls(config.hidden_size, config.prompt_config.k, **config.expander)
         self._encoder = None
         self._decoder = None
         self.adapter_name: str | None = None  # the decoder adapter holding this model's LoRA
@@ -195,30 +199,66 @@ class LLINK(nn.Module):
             return self.project(self.encoder.encode(check_texts(list(texts)), progress=progress, repeat_short=False))
         return self.project(encode_cached(self.encoder, texts, progress=progress))
 
-    def expand(self, aligned: torch.Tensor) -> torch.Tensor:
-        """Aligned vectors [B, H] -> K slot vectors [B, K, H] (Stage B artifacts only)."""
+    def expand(self, aligned: torch.Tensor, spans: torch.Tensor | None = None) -> torch.Tensor:
+        """Aligned vectors [B, H] (and, for `segments`, projected spans [B, K, H]) -> slot vectors
+        [B, K, H] (Stage B artifacts only)."""
         if self.expander is None:
             raise LlinkError("this is a Stage A artifact (projector only): train Stage B with `llink slots --from` it to get slots")
+        if self.config.slot_source == "segments":
+            if spans is None:
+                raise LlinkError("a segments model needs the text's span vectors (LLINK.read)")
+            return self.expander(spans, aligned)
         return self.expander(aligned)
 
+    def slot_counts(self, texts) -> list[int]:
+        """K of each text: the config's K, or its K rule applied to the encoder's token count."""
+        cfg = self.config.prompt_config
+        if cfg.k_rule is None:
+            return [cfg.k] * len(texts)
+        count = getattr(self.encoder, "span_token_count", None) or self.encoder.token_count
+        return [cfg.k_for(count(t)) for t in texts]
+
+    def hints(self, texts) -> list[list[str] | None]:
+        from .hints import extract_hints
+
+        return [extract_hints(t) for t in texts] if self.config.prompt_config.hints else [None] * len(texts)
+
+    def span_vectors(self, texts, ks: list[int], progress: bool = False, cache: bool = True) -> torch.Tensor:
+        """Encoder span means [N, max k, D] (zero past a text's k), for the `segments` source."""
+        from .encoders import check_texts, encode_spans_cached
+
+        texts = check_texts(list(texts))
+        rows = encode_spans_cached(self.encoder, texts, ks, progress=progress) if cache else self.encoder.encode_spans(texts, ks, progress=progress)
+        return pad_slots([torch.as_tensor(np.asarray(r), dtype=torch.float32) for r in rows]).to(self.teacher_mean.device)
+
     @torch.no_grad()
-    def slots(self, texts, progress: bool = False, cache: bool = True) -> torch.Tensor:
-        """Foreign texts -> the K slot vectors injected for each (encode, project, expand)."""
+    def read(self, texts, progress: bool = False, cache: bool = True) -> Injection:
+        """Foreign texts -> what each prompt gets in their place: slots (encode, project,
+        expand), each text's K and its verbatim hints. cache=False keeps the texts off disk."""
         was = self.training
         self.eval()
-        out = self.expand(self.embed(texts, progress=progress, cache=cache))
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        ks = self.slot_counts(texts)
+        aligned = self.embed(texts, progress=progress, cache=cache)
+        spans = None
+        if self.config.slot_source == "segments":
+            spans = self.projector(self.span_vectors(texts, ks, progress=progress, cache=cache))
+        slots = self.expand(aligned, spans)
         self.train(was)
-        return out
+        return Injection(slots, ks, self.hints(texts))
+
+    def slots(self, texts, progress: bool = False, cache: bool = True) -> torch.Tensor:
+        """Foreign texts -> the slot vectors injected for each [N, K, H] (padded to the largest K)."""
+        return self.read(texts, progress=progress, cache=cache).slots
 
     def generate(self, texts, instruction: str = "Translate to English.", **kwargs) -> list[str]:
-        """Answer `instruction` about each foreign text, reading it through K slots."""
+        """Answer `instruction` about each foreign text, reading it through its slots (and hints)."""
         from .generate import generate
 
         texts = [texts] if isinstance(texts, str) else list(texts)
-        slots = self.slots(texts)
-        prompts = [self.builder.chat(instruction) for _ in texts]
+        inj = self.read(texts)
         with self.using_adapter():
-            return generate(self.decoder, prompts, slots, **kwargs)
+            return generate(self.decoder, inj.prompts(self.builder, instruction), inj.slots, **kwargs)
 
     # -- artifact ---------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> Path:

@@ -11,6 +11,7 @@ No token is added to the vocabulary.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -32,9 +33,48 @@ class PromptConfig:
     system: str | None = "You are a helpful assistant."
     joiner: str = "\n\n"
     teacher_max_tokens: int = 127
+    # K per text: {"ratio": r, "min": a, "max": b} gives K = clamp(ceil(n / r), a, b) for a text of
+    # n encoder tokens (`k` is then b, the width of a slot tensor). None: every text gets `k`.
+    k_rule: dict | None = None
+    # The verbatim pathway: a text's digits, Latin-script words, URLs, file names and placeables
+    # (llink.hints) follow its slots as ordinary tokens, for what a pooled embedding loses.
+    hints: bool = False
+
+    def __post_init__(self):
+        if self.k_rule is not None:
+            r = self.k_rule
+            if set(r) != {"ratio", "min", "max"} or not (r["ratio"] > 0 and 1 <= r["min"] <= r["max"]):
+                raise LlinkError(f"k_rule must be {{ratio > 0, 1 <= min <= max}}, got {r!r}")
+            if self.k != r["max"]:
+                raise LlinkError(f"with a k_rule, k is the rule's max ({r['max']}), got k={self.k}")
+
+    def k_for(self, n_tokens: int) -> int:
+        """How many slots a text of n_tokens encoder tokens gets."""
+        if self.k_rule is None:
+            return self.k
+        r = self.k_rule
+        return int(min(max(math.ceil(n_tokens / r["ratio"]), r["min"]), r["max"]))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def parse_k_rule(text: str | None) -> dict | None:
+    """`ratio,min,max` (e.g. "8,2,16") -> a k_rule; None or "" for a fixed K."""
+    if not text:
+        return None
+    try:
+        ratio, lo, hi = (float(x) for x in str(text).split(","))
+    except ValueError:
+        raise LlinkError(f"--k_rule must be 'ratio,min,max' (e.g. 8,2,16: one slot per 8 encoder tokens, 2 to 16 slots), got {text!r}") from None
+    if not lo.is_integer() or not hi.is_integer():
+        raise LlinkError(f"--k_rule: min and max are slot counts (integers), got {text!r}")
+    return {"ratio": ratio, "min": int(lo), "max": int(hi)}
+
+
+def format_hints(hints) -> str:
+    """The hint segment as the decoder reads it, right after the slots."""
+    return "Verbatim: " + " | ".join(hints)
 
 
 @dataclass
@@ -74,8 +114,9 @@ class PromptBuilder:
     def _ids(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False)["input_ids"] if text else []
 
-    def user_content(self, instruction: str, passage: str | None) -> str:
-        """The first user turn: the passage (raw text or the slot sentinel), then the instruction.
+    def user_content(self, instruction: str, passage: str | None, hints=None) -> str:
+        """The first user turn: the passage (raw text or the slot sentinel, then any hints), then
+        the instruction.
 
         The passage comes first so that everything before it is the same for every task (one
         prefix to cache) and a follow-up question can reuse the passage's keys and values.
@@ -85,15 +126,19 @@ class PromptBuilder:
         if passage is not None and not passage.strip():
             raise LlinkError("the passage is empty or whitespace-only")
         body = _SENTINEL if passage is None else passage
+        if hints:
+            body += "\n" + format_hints(hints)
         return f"{body}{self.cfg.joiner}{instruction.strip()}"
 
     # -- chat prompts -----------------------------------------------------------------------
     def chat(self, instruction: str, passage: str | None = None, answer: str | None = None,
-             history: Sequence[tuple[str, str]] = (), close: bool = True) -> Encoded:
+             history: Sequence[tuple[str, str]] = (), close: bool = True, k: int | None = None,
+             hints: Sequence[str] | None = None) -> Encoded:
         """Token ids of one chat prompt.
 
-        passage=None puts K slot positions where the passage goes (LLINK); a string puts the raw
-        text there (the base and direct-finetune baselines). With an answer, labels are IGNORE
+        passage=None puts k slot positions (default: the config's K) where the passage goes
+        (LLINK), followed by the text's verbatim `hints` when the config has the hint pathway; a
+        string puts the raw text there (the base and direct-finetune baselines). With an answer, labels are IGNORE
         everywhere except the answer tokens and the end-of-turn token that closes them;
         close=False leaves that end-of-turn out (the answer as a continuation to score).
         history: earlier (question, answer) turns about the same passage; the passage sits in the
@@ -101,8 +146,13 @@ class PromptBuilder:
         """
         if passage is not None and _SENTINEL in passage:
             raise LlinkError("the passage contains the reserved slot sentinel characters U+E000/U+E001")
+        k = self.cfg.k if k is None else int(k)
+        if passage is None and not 1 <= k <= self.cfg.k:
+            raise LlinkError(f"a prompt reserves 1 to {self.cfg.k} slots (the config's K), asked for {k}")
+        if hints is not None and (passage is not None or not self.cfg.hints):
+            raise LlinkError("hints go with slots, and only for a model trained with the hint pathway (hints: true)")
         turns = list(history) + [(instruction, None)]
-        messages = self._messages(self.user_content(turns[0][0], passage))
+        messages = self._messages(self.user_content(turns[0][0], passage, hints))
         if history:
             messages.append({"role": "assistant", "content": turns[0][1]})
             for q, a in turns[1:]:
@@ -115,8 +165,8 @@ class PromptBuilder:
         if passage is None:
             pre, post = prompt.split(_SENTINEL)
             pre_ids, post_ids = self._ids(pre), self._ids(post)
-            ids = pre_ids + [self.placeholder_id] * self.cfg.k + post_ids
-            slots = list(range(len(pre_ids), len(pre_ids) + self.cfg.k))
+            ids = pre_ids + [self.placeholder_id] * k + post_ids
+            slots = list(range(len(pre_ids), len(pre_ids) + k))
         else:
             ids, slots = self._ids(prompt), []
         if answer is None:

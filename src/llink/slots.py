@@ -1,18 +1,34 @@
-"""Stage B: turn one aligned vector into K soft slots and inject them into a prompt.
+"""Stage B: turn a text's aligned vector(s) into K soft slots and inject them into a prompt.
 
 The slots replace the input embeddings at the K placeholder positions the prompt builder
 reserved; the decoder sees them as ordinary context. Norms are matched to the decoder's median
 input-embedding norm so the frozen decoder treats them as native tokens.
+
+Two slot sources (`LLINKConfig.slot_source`):
+- `pooled` (the paper's): one mean-pooled vector, expanded to K slots by one linear map. Whatever
+  the mean washes out (word order, digits, names) cannot reach the decoder.
+- `segments`: the encoder's token states split into K contiguous spans; each span's mean goes
+  through the same Stage A projector, then one shared map per slot (plus the pooled vector as
+  context). Slot j then carries the j-th part of the text.
+K may differ per text (`PromptConfig.k_rule`): slot tensors are padded to the largest K and each
+prompt says how many of them it reads.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+SOURCES = ("pooled", "segments")
+
 
 class SlotExpander(nn.Module):
+    """`pooled`: [B, hidden] -> [B, K, hidden]; with a K rule, K is the rule's maximum and a text
+    with fewer slots reads the first ones."""
+
     def __init__(self, hidden: int, k: int, target_norm: float = 1.0, init_noise: float = 0.02):
         super().__init__()
         self.k, self.hidden = k, hidden
@@ -37,35 +53,121 @@ class SlotExpander(nn.Module):
         return F.normalize(slots, dim=-1) * self.log_scale.exp()
 
 
+class SegmentExpander(nn.Module):
+    """`segments`: span vectors [B, K, hidden] (each projected by Stage A) and the pooled aligned
+    vector [B, hidden] -> [B, K, hidden]. One map shared by every slot, so a text of any K uses
+    the same weights; a learned bias per slot index says where in the text a slot sits."""
+
+    def __init__(self, hidden: int, k: int, target_norm: float = 1.0, init_noise: float = 0.02):
+        super().__init__()
+        self.k, self.hidden = k, hidden
+        self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
+        self.gain = nn.Parameter(torch.ones(()))
+        self.proj = nn.Linear(hidden, hidden)
+        # The pooled vector as context for every slot; zero at first, so training starts from
+        # the spans alone (each already in the space Stage A aligned).
+        self.context = nn.Linear(hidden, hidden, bias=False)
+        with torch.no_grad():
+            self.proj.weight.copy_(torch.eye(hidden) + init_noise * torch.randn(hidden, hidden))
+            self.proj.bias.zero_()
+            self.context.weight.zero_()
+        self.slot_bias = nn.Parameter(init_noise * torch.randn(k, hidden))
+        self.log_scale = nn.Parameter(torch.tensor(float(target_norm)).log())
+
+    def forward(self, spans: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        k = spans.shape[1]
+        x = self.gain * self.norm(spans.float())
+        slots = self.proj(x) + self.context(self.norm(pooled.float())).unsqueeze(1) + self.slot_bias[:k]
+        return F.normalize(slots, dim=-1) * self.log_scale.exp()
+
+
+@dataclass
+class Injection:
+    """What LLINK puts in the prompts of a batch of texts: slots [N, K_max, H] (row i's first k[i]
+    are read) and each text's verbatim hints (None without the hint pathway). A control that feeds
+    text i another text's injection reorders all three together (`take`)."""
+
+    slots: torch.Tensor
+    k: list[int]
+    hints: list[list[str] | None]
+
+    def __len__(self) -> int:
+        return len(self.k)
+
+    def take(self, order, hints_of: "Injection | None" = None) -> "Injection":
+        """Rows in `order`; with hints_of, the hints stay those of `hints_of` (slots-only control)."""
+        order = [int(i) for i in order]
+        hints = list(hints_of.hints) if hints_of is not None else [self.hints[i] for i in order]
+        return Injection(self.slots[torch.tensor(order, dtype=torch.long)], [self.k[i] for i in order], hints)
+
+    def zeroed(self) -> "Injection":
+        return Injection(torch.zeros_like(self.slots), list(self.k), list(self.hints))
+
+    def prompt_kwargs(self) -> list[dict]:
+        """Per text, what PromptBuilder.chat takes besides the instruction: its K and hints."""
+        return [{"k": k, "hints": h} for k, h in zip(self.k, self.hints)]
+
+    def prompts(self, builder, instruction: str, **kw) -> list:
+        """One prompt per text, each reserving its own K and carrying its own hints."""
+        return [builder.chat(instruction, k=k, hints=h, **kw) for k, h in zip(self.k, self.hints)]
+
+    def prompt(self, builder, i: int, instruction: str, **kw):
+        return builder.chat(instruction, k=self.k[i], hints=self.hints[i], **kw)
+
+
 def median_embedding_norm(embeddings: nn.Embedding) -> float:
     return float(embeddings.weight.detach().float().norm(dim=-1).median())
 
 
 def inject(embeds: torch.Tensor, slot_mask: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-    """Replace the rows of embeds [B, T, H] where slot_mask [B, T] is True with slots [B, K, H]
-    (in order). Every row must hold exactly K slot positions."""
+    """Replace the rows of embeds [B, T, H] where slot_mask [B, T] is True with slots [B, K, H]:
+    row b's n_b slot positions take its first n_b slots, in order (K per text: a padded slot
+    tensor). A prompt reserving more positions than there are slots is an error."""
     b, k, _ = slots.shape
     counts = slot_mask.sum(1)
-    if not bool((counts == k).all()):
-        raise ValueError(f"each prompt must reserve exactly {k} slot positions, found {counts.tolist()}")
+    if len(counts) != b or not bool(((counts >= 1) & (counts <= k)).all()):
+        raise ValueError(f"each prompt must reserve between 1 and {k} slot positions, found {counts.tolist()}")
+    used = torch.arange(k, device=slots.device).unsqueeze(0) < counts.to(slots.device).unsqueeze(1)
     out = embeds.clone()
-    out[slot_mask] = slots.reshape(b * k, -1).to(embeds.dtype)
+    out[slot_mask] = slots[used].to(embeds.dtype)
     return out
 
 
-def chunk_targets(token_ids: list[list[int]], embeddings: nn.Embedding, k: int) -> torch.Tensor:
+def pad_slots(rows: list[torch.Tensor]) -> torch.Tensor:
+    """[k_i, H] tensors -> [N, max k, H], zero past each row's k (never read: see inject)."""
+    k = max(r.shape[0] for r in rows)
+    out = rows[0].new_zeros(len(rows), k, rows[0].shape[-1])
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0]] = r
+    return out
+
+
+def chunk_targets(token_ids: list[list[int]], embeddings: nn.Embedding, k) -> torch.Tensor:
     """[N, K, H]: for each English sentence, the mean input embedding of each of K contiguous
     chunks of its tokens (a sentence shorter than K repeats tokens), i.e. what K slots would
-    look like if they were the sentence's own words squeezed into K positions."""
+    look like if they were the sentence's own words squeezed into K positions. `k` is one K for
+    all, or one per sentence (rows past a sentence's own K are zero)."""
     w = embeddings.weight.detach().float()
-    out = torch.zeros(len(token_ids), k, w.shape[1])
-    for i, ids in enumerate(token_ids):
+    ks = [k] * len(token_ids) if isinstance(k, int) else list(k)
+    out = torch.zeros(len(token_ids), max(ks, default=1), w.shape[1])
+    for i, (ids, ki) in enumerate(zip(token_ids, ks)):
         n = len(ids)
         t = torch.tensor(ids)
-        for j in range(k):
-            lo, hi = (j * n) // k, ((j + 1) * n) // k
+        for j in range(ki):
+            lo, hi = (j * n) // ki, ((j + 1) * n) // ki
             out[i, j] = w[t[lo:hi]].mean(0) if hi > lo else w[t[min(lo, n - 1)]]
     return out
+
+
+def _ridge(x: torch.Tensor, y: torch.Tensor, ridge: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(W, b, R^2) of the ridge regression y ~ x W + b, in float64."""
+    x, y = x.double(), y.double()
+    n, h = x.shape
+    xm, ym = x.mean(0), y.mean(0)
+    xc, yc = x - xm, y - ym
+    w = torch.linalg.solve(xc.T @ xc + ridge * n * torch.eye(h, dtype=x.dtype) / h, xc.T @ yc)
+    pred = xc @ w + ym
+    return w, ym - xm @ w, 1.0 - float((pred - y).pow(2).sum() / yc.pow(2).sum())
 
 
 @torch.no_grad()
@@ -76,17 +178,26 @@ def fit_expander(expander: SlotExpander, aligned: torch.Tensor, targets: torch.T
     A closed-form start: before any gradient step the slots already resemble the embeddings of
     the English words, which a frozen decoder knows how to read.
     """
-    x = expander.norm(aligned.float()).double()
-    n, h = x.shape
-    y = targets.reshape(n, -1).double()
-    xm, ym = x.mean(0), y.mean(0)
-    xc, yc = x - xm, y - ym
-    w = torch.linalg.solve(xc.T @ xc + ridge * n * torch.eye(h, dtype=x.dtype) / h, xc.T @ yc)  # [H, K*H]
-    b = ym - xm @ w
-    pred = xc @ w + ym
-    r2 = 1.0 - float((pred - y).pow(2).sum() / yc.pow(2).sum())
+    x = expander.norm(aligned.float())
+    w, b, r2 = _ridge(x, targets.reshape(len(x), -1), ridge)
     expander.gain.fill_(1.0)
     expander.proj.weight.copy_(w.T.float())
     expander.proj.bias.copy_(b.float())
+    expander.slot_bias.zero_()
+    return r2
+
+
+@torch.no_grad()
+def fit_segment_expander(expander: SegmentExpander, spans: torch.Tensor, k: list[int], targets: torch.Tensor,
+                         ridge: float = 1.0) -> float:
+    """The same closed-form start for `segments`: one shared map from each projected span [N, K, H]
+    (row i's first k[i]) to the embedding mean of the matching chunk of the English (targets,
+    chunk_targets with the same k). Returns R^2."""
+    used = torch.arange(spans.shape[1]).unsqueeze(0) < torch.tensor(k).unsqueeze(1)
+    w, b, r2 = _ridge(expander.norm(spans.float())[used], targets[used], ridge)
+    expander.gain.fill_(1.0)
+    expander.proj.weight.copy_(w.T.float())
+    expander.proj.bias.copy_(b.float())
+    expander.context.weight.zero_()
     expander.slot_bias.zero_()
     return r2

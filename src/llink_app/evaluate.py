@@ -187,6 +187,9 @@ def eval_generate(
     pairs = subsample(load_pairs(split, lang, data), n, seed)
     built = llink_systems(m, d, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, english=True)
     chosen = [s_ for s_ in built if s_.name in wanted]
+    absent = [w for w in wanted if w not in {s_.name for s_ in built}]
+    if systems is not None and absent:
+        raise LlinkError(f"--systems {','.join(absent)}: not available for {model} (llink_shuffled_slots needs a model trained with hints)")
     # the oracle's answers are the other tasks' reference, even when its rows are not wanted
     oracle = next(s_ for s_ in built if s_.name == "english") if free_form else None
     res, rows = evaluate_generation(chosen, m.encoder, pairs, other, n_other, oracle=oracle)

@@ -88,8 +88,8 @@ def generate(
     m = _load(model, device, dtype)
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
     if text is not None:
-        slots = m.slots([text])
-        prompt = [m.builder.chat(instruction)]
+        inj = m.read([text])
+        slots, prompt = inj.slots, inj.prompts(m.builder, instruction)
         with m.using_adapter():
             if json:
                 print(jsonlib.dumps({"output": run(m.decoder, prompt, slots, **kw)[0]}, ensure_ascii=False))
@@ -98,8 +98,8 @@ def generate(
                 print()
         return
     rows = _read_inputs(file, instruction)
-    slots = m.slots([t for t, _ in rows], progress=True)
-    prompts = [m.builder.chat(i) for _, i in rows]
+    inj = m.read([t for t, _ in rows], progress=True)
+    slots, prompts = inj.slots, [inj.prompt(m.builder, j, i) for j, (_, i) in enumerate(rows)]
     with m.using_adapter():
         outputs = run(m.decoder, prompts, slots, batch_size=batch_size, progress=True, **kw)
     lines = "".join(jsonlib.dumps({"text": t, "instruction": i, "output": o}, ensure_ascii=False) + "\n" for (t, i), o in zip(rows, outputs))
@@ -144,9 +144,11 @@ def chat(model: Path | None = None, text: str | None = None, max_new_tokens: int
             passage = ask("passage> ")
             if passage is None or passage.strip() == "/quit":
                 return
-        slots = m.slots([passage.strip()])  # encoded once for every question below
+        inj = m.read([passage.strip()])  # encoded once for every question below
+        slots = inj.slots
         history: list[tuple[str, str]] = []
-        print(f"[{len(m.decoder.tokenizer(passage, add_special_tokens=False)['input_ids'])} raw tokens -> {m.config.prompt_config.k} slots]", flush=True)
+        print(f"[{len(m.decoder.tokenizer(passage, add_special_tokens=False)['input_ids'])} raw tokens -> {inj.k[0]} slots"
+              f"{' + ' + str(len(inj.hints[0])) + ' verbatim hints' if inj.hints[0] else ''}]", flush=True)
         while True:
             q = ask("you> ")
             if q is None or q.strip() == "/quit":
@@ -156,7 +158,7 @@ def chat(model: Path | None = None, text: str | None = None, max_new_tokens: int
                 break
             if not q.strip():
                 continue
-            prompt = [m.builder.chat(q, history=history)]
+            prompt = [inj.prompt(m.builder, 0, q, history=history)]
             pieces: list[str] = []
             print("llink> ", end="", flush=True)
             with m.using_adapter():

@@ -91,6 +91,7 @@ def test_numbers_diagnostic_samples_dev_texts_that_share_a_number_with_their_ref
     res = _numbers([echo, mute], dev, 10, tmp_path / "numbers.jsonl")
     # only "3" and "20" qualify: "first page" drops its 1, "No number" has none, the 31-word one is too long
     assert (res["pairs"], res["eligible"]) == (2, 2)
-    assert res["systems"]["echo"] == {"texts_with_numbers": 2, "numbers": 2, "kept": 2, "rate": 1.0}
+    assert res["systems"]["echo"] == {"texts_with_numbers": 2, "numbers": 2, "kept": 2, "rate": 1.0,
+                                      "names": {"texts_with_names": 0, "names": 0, "kept": 0, "rate": None}}
     assert res["systems"]["mute"]["rate"] == 0.0
     assert len((tmp_path / "numbers.jsonl").read_text().splitlines()) == 4

@@ -57,6 +57,37 @@ def test_numeric_fidelity_with_references_counts_only_the_numbers_the_reference_
     assert numeric_fidelity(srcs, ["Three rows"], ["On the first page there are 30 rows"])["rate"] == 0.0
 
 
+def test_numeric_fidelity_reads_every_scripts_digits_in_sources_and_outputs():
+    from llink.eval.generate import source_numbers
+
+    assert source_numbers("໑໐ ແລະ ៣.៥ and ٤٢") == ["10", "3.5", "42"]  # Lao, Khmer, Arabic-Indic
+    srcs = ["ราคา ๓๐ บาท", "कुल ४२ और ७.५", "ဈေး ၁၂", "٣ تفاح"]  # Thai, Devanagari, Myanmar, Arabic-Indic
+    outs = ["30 baht", "total 42 and 7", "၁၂ kyat", "three apples"]  # the Myanmar digits of an answer count too
+    assert numeric_fidelity(srcs, outs) == {"texts_with_numbers": 4, "numbers": 5, "kept": 3, "rate": 0.6}
+
+
+def test_names_are_capitalised_words_and_the_sources_latin_tokens():
+    from llink.eval.generate import reference_names
+
+    # not the first word nor a sentence's first, not a function word
+    assert reference_names("ក", "Click Save. Then the Calc window opens. If you want, use Writer.") == ["Save", "Calc", "Writer"]
+    # the source's Latin-script tokens that the reference has as whole words; numbers are not names
+    assert reference_names("=SUM(A1) ត្រឡប់ ៣ ជាមួយ ctrl និង xyz", "=SUM(A1) returns 3 with ctrl.") == ["A1", "SUM", "ctrl"]
+    assert reference_names("ក", "Add New Rule") == []  # Title Case: a label, its words are no names
+    assert reference_names("ប្រើ Firefox", "Use Firefox") == ["Firefox"]  # ... but a source token still is
+
+
+def test_names_kept_counts_whole_case_sensitive_words():
+    from llink.eval.generate import names_kept
+
+    srcs = ["បើក Firefox ហើយចុច យល់ព្រម", "ចុច ctrl", "រក្សាទុកឯកសារ", "បន្ថែមច្បាប់ថ្មី"]
+    refs = ["Open Firefox and click OK.", "Press ctrl to copy.", "The file is saved.", "Add New Rule"]
+    outs = ["Open Firefox and click Ok.", "press Ctrl to copy", "The file is saved.", "Add new rule"]
+    assert names_kept(srcs, outs, refs) == {"texts_with_names": 2, "names": 3, "kept": 1, "rate": 0.3333}
+    assert names_kept(["ក"], ["Saved in Calc"], ["Click Save in the Calc window."])["kept"] == 1  # "Saved" is not "Save"
+    assert names_kept(["ក"], ["x"], ["The file."]) == {"texts_with_names": 0, "names": 0, "kept": 0, "rate": None}
+
+
 def test_cached_system_answers_once_per_call_and_key(tmp_path, monkeypatch):
     from llink.eval.generate import System, cached_system
 
@@ -93,6 +124,7 @@ def test_n_other_zero_is_translation_only(encoder, tmp_path):
     pairs = [Pair(src=f"ក {i}", en=r) for i, r in enumerate(REFS)]
     res, rows = evaluate_generation([System("echo", answer)], encoder, pairs, ["summarise", "qa"], n_other=0, progress=False)
     assert len(asked) == 1 and {r["task"] for r in rows} == {"translate"} and "echo" in res
+    assert res["echo"]["names"] == {"texts_with_names": 0, "names": 0, "kept": 0, "rate": None}  # REFS have no names
     assert encode_cached(encoder, []).shape == (0, encoder.dim)  # an empty batch keeps its width
 
 

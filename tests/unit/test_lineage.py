@@ -19,12 +19,13 @@ RECORDED = {
     "batching": ("same-length-v1", "4ddc5c6cc93cbc82"),
     "teacher": ("teacher-v1", "b3e31be7f7723787"),
     "stage_a": ("stage-a-v1", "4c533ef6669d4651"),
-    "stage_b": ("stage-b-v2", "ef37d3e68da993eb"),
-    "direct": ("direct-v1", "555218d1d2c8bbf7"),
+    "spans": ("spans-v1", "45239f906e6f721a"),
+    "stage_b": ("stage-b-v3", "d8d666c866f105bc"),
+    "direct": ("direct-v2", "7bb614a8b4c11501"),
     "sweep": ("sweep-v1", "fc91a39865bf6fa9"),
-    "usage": ("usage-v1", "f3cff16feaefaebc"),
-    "generation": ("generation-v2", "796d2e724d78cca7"),
-    "comprehend": ("comprehend-v1", "cfa5ac474ba73460"),
+    "usage": ("usage-v2", "4bec2ce624ec5140"),
+    "generation": ("generation-v3", "b20818683eecdcda"),
+    "comprehend": ("comprehend-v2", "7d116f5dc3f7bdc1"),
     "synth": ("synth-v1", "4a7eedc711a16bcb"),
 }
 

@@ -84,3 +84,38 @@ def test_pad_batch_rounds_the_width_up(tiny_tokenizer):
     out = pad_batch([e], 0, multiple=16)
     assert out["input_ids"].shape[1] % 16 == 0 and out["input_ids"].shape[1] - len(e) < 16
     assert out["attention_mask"].sum() == len(e) and out["slot_mask"].sum() == 2
+
+
+def test_hints_follow_the_slots_and_carry_no_loss(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(k=2, system="Be brief.", hints=True))
+    e = b.chat("Translate to English.", answer="Page 12 of the PDF.", k=2, hints=["12", "PDF"])
+    after = tiny_tokenizer.decode(e.input_ids[e.slot_positions[-1] + 1 :])
+    assert after.startswith("\nVerbatim: 12 | PDF\n\nTranslate to English.<|im_end|>\n<|im_start|>assistant\n")
+    trained = [t for t, l in zip(e.input_ids, e.labels) if l != IGNORE]
+    assert tiny_tokenizer.decode(trained) == "Page 12 of the PDF.<|im_end|>"
+    # a text without hints: the same frame as a model without the pathway
+    plain = PromptBuilder(tiny_tokenizer, PromptConfig(k=2, system="Be brief."))
+    assert b.chat("Translate to English.", hints=[]).input_ids == plain.chat("Translate to English.").input_ids
+    # hints only with slots, and only for a config trained with them
+    with pytest.raises(LlinkError, match="hints go with slots"):
+        plain.chat("Translate to English.", hints=["12"])
+    with pytest.raises(LlinkError, match="hints go with slots"):
+        b.chat("Translate to English.", passage="x", hints=["12"])
+
+
+def test_k_rule_gives_k_from_the_token_count_within_its_bounds():
+    from llink.prompts import parse_k_rule
+
+    rule = parse_k_rule("8,2,16")
+    assert rule == {"ratio": 8.0, "min": 2, "max": 16}
+    cfg = PromptConfig(k=16, k_rule=rule)
+    assert [cfg.k_for(n) for n in (1, 16, 17, 40, 128, 129, 4000)] == [2, 2, 3, 5, 16, 16, 16]
+    assert PromptConfig(k=8).k_for(4000) == 8  # no rule: every text gets K
+    assert parse_k_rule(None) is None and parse_k_rule("") is None
+    for bad in ("8,2", "x,2,4", "8,2.5,4"):
+        with pytest.raises(LlinkError, match="k_rule"):
+            parse_k_rule(bad)
+    with pytest.raises(LlinkError, match="k_rule must be"):
+        PromptConfig(k=4, k_rule={"ratio": 8, "min": 5, "max": 4})
+    with pytest.raises(LlinkError, match="the rule's max"):
+        PromptConfig(k=8, k_rule=rule)

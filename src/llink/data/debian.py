@@ -22,8 +22,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from llink.data.io import Pair, normalize, write_pairs
-from llink.data.passages import Passage, choose_passage_files, write_passages
+from llink.data.passages import Passage, choose_passage_files, number_pairs, write_passages
 from llink.data.scripts import LANGUAGE_NAMES, SCRIPT_RANGES, in_script
+from llink.data.splits import HELD_OUT_PAIR_SPLITS
 from llink.errors import LlinkError
 
 # Mozilla names some locales by region too (firefox-esr-l10n-hi-in).
@@ -66,7 +67,7 @@ def build_corpus(
     dev_min: int = 1000,
     passages_min: int = 320,
 ) -> dict:
-    """Download, extract, pair, filter and split; write {train,dev,test}.tsv.gz,
+    """Download, extract, pair, filter and split; write {train,dev,test,test_numbers}.tsv.gz,
     test_passages.jsonl.gz and SOURCES.md."""
     if lang not in SCRIPT_RANGES:
         raise LlinkError(f"no script range for language {lang!r}; known: "
@@ -84,15 +85,16 @@ def build_corpus(
 
     splits, passages = split_corpus(help_files, ui, firefox, seed=seed, test_size=test_size, dev_min=dev_min,
                                     passages_min=passages_min)
-    for name in SPLITS:
+    for name in SPLITS + HELD_OUT_PAIR_SPLITS:
         write_pairs(out_dir / f"{name}.tsv.gz", splits[name], lang=lang)
     write_passages(out_dir / "test_passages.jsonl.gz", passages, lang=lang)
     stats = {
         "lang": lang, "seed": seed, "packages": versions,
         "candidates": {"help": sum(map(len, help_files.values())), "ui": len(ui),
                        "firefox": len(firefox)},
-        "splits": {name: _counts(splits[name]) for name in SPLITS},
+        "splits": {name: _counts(splits[name]) for name in SPLITS + HELD_OUT_PAIR_SPLITS},
         "test_passages": _passage_counts(passages),
+        "test_numbers_files": len({p.source.split("#")[0] for p in splits["test_numbers"]}),
     }
     (out_dir / "SOURCES.md").write_text(sources_md(stats, test_size, dev_min, passages_min), encoding="utf-8")
     return stats
@@ -171,6 +173,7 @@ def split_corpus(
     passages_per_file: int = 4,
 ) -> tuple[dict[str, list[Pair]], list[Passage]]:
     """test from Firefox, dev = whole help files, test_passages = other whole help files,
+    test_numbers = the sentence pairs of those files that share a number between their sides,
     train = the rest of LibreOffice, with every held-out string removed from it."""
     test = sample_test(firefox, test_size, seed)
     in_test = _strings(test)
@@ -179,11 +182,12 @@ def split_corpus(
     held_out = in_test | _strings(dev)
     by_file = choose_passage_files(help_files, set(dev_files), held_out, passages_min, passages_per_file, seed)
     passages = [q for f in sorted(by_file) for q in by_file[f]]
+    test_numbers = number_pairs({f: help_files[f] for f in by_file}, held_out)  # before the files join held_out
     held_out |= _strings([p for f in by_file for p in help_files[f]])  # the whole file, not only its passages
     train_files = sorted(set(help_files) - set(dev_files) - set(by_file))
     rest = [p for f in train_files for p in help_files[f]]
     train = _dedup(p for p in rest + ui if _clean(p, held_out))
-    return {"train": train, "dev": dev, "test": test}, passages
+    return {"train": train, "dev": dev, "test": test, "test_numbers": test_numbers}, passages
 
 
 def sample_test(firefox: list[Pair], size: int, seed: int) -> list[Pair]:
@@ -520,6 +524,8 @@ def sources_md(stats: dict, test_size: int, dev_min: int, passages_min: int = 32
     )
     cand = stats["candidates"]
     tp = stats["test_passages"]
+    tn_count = stats["splits"].get("test_numbers", {}).get("pairs", 0)
+    tn_files = stats.get("test_numbers_files", 0)
     return f"""# English–{language} (`{lang}`) corpus: sources and licence
 
 Derived from these Debian bookworm (main + security) binary packages, fetched with
@@ -567,6 +573,14 @@ filtered extract and remain under MPL-2.0.
   150-900 characters of {lang}; a paragraph that occurs in dev or test breaks a run.
   {tp['passages']:,} passages from {tp['files']} files (median {tp['src_chars_median']} {lang}
   characters); by program: {', '.join(f'{k} {v}' for k, v in tp['modules'].items())}.
+- **test_numbers** (numbers kept, issue 25): the sentence pairs of the test_passages files (all
+  their paragraphs and headings, not only those inside passages) whose {lang} side, digits of any
+  script mapped to ASCII, and English share at least one number (`\\d+(?:[.,]\\d+)?`); pairs whose
+  English or {lang} text occurs in dev or test removed; every {lang} and every English string once.
+  It measures whether a model keeps the numbers of what it reads (a count, a version, a date, a
+  formula's arguments): a test of detail, held out like test, its scores reported and never used
+  to choose a model, checkpoint or setting. {tn_count:,} pairs from {tn_files} of the {tp['files']}
+  files.
 - **train**: all other help files plus the UI catalogues; pairs whose English or {lang} text
   occurs anywhere in the dev, test or test_passages files removed.
 
@@ -574,11 +588,12 @@ filtered extract and remain under MPL-2.0.
 |---|---|---|
 {counts}
 
-Columns of each `.tsv.gz`: `{lang}`, `en`, `source` (provenance: `help:<file>.xhp#<id>`,
-`ui:<catalogue>.mo`, `firefox:<resource>#<key>`). `test_passages.jsonl.gz` has the same three
-fields (`source` is `help:<file>.xhp#<first id>..<last id>`) plus `file`, `title` (the file's
-first heading), `module` (the program) and `sentences` (English sentences); every pairs reader
-reads it, and the part of `source` before `#` groups passages by document.
+Columns of each `.tsv.gz` (test_numbers too): `{lang}`, `en`, `source` (provenance:
+`help:<file>.xhp#<id>`, `ui:<catalogue>.mo`, `firefox:<resource>#<key>`).
+`test_passages.jsonl.gz` has the same three fields (`source` is
+`help:<file>.xhp#<first id>..<last id>`) plus `file`, `title` (the file's first heading), `module`
+(the program) and `sentences` (English sentences); every pairs reader reads it, and the part of
+`source` before `#` groups passages by document.
 
 ## Rebuild
 

@@ -4,6 +4,9 @@ Sentence pairs are too short to summarise or question (the Firefox test's median
 words), so understanding is measured on runs of consecutive help paragraphs. A passage never
 crosses a heading, keeps its file's identity (path, title, program) for document-level tasks,
 and whole files are held out, so no sentence of a test passage is ever trained on.
+
+The same held-out files give the numbers set (issue 25, test of detail): their sentence pairs
+whose two sides share a number.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +31,9 @@ MIN_SRC_CHARS = 150
 MAX_SRC_CHARS = 900
 _MIN_PARAGRAPH_WORDS = 3  # shorter paragraphs are table cells and labels, not prose
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9])")
+# The number pattern of llink.eval.generate.NUMBER, applied after every decimal digit (Unicode
+# category Nd: Khmer ០-៩, Devanagari, ...) is mapped to ASCII.
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,30 @@ def choose_passage_files(help_files: dict[str, list[Pair]], exclude: set[str], b
         raise LlinkError(f"only {total} help passages in files with >= {per_file} each (need {minimum}); "
                          "lower --passages_min")
     return chosen
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers in a text, digits of any script mapped to ASCII ("៣.៥" -> "3.5")."""
+    ascii_text = "".join(str(unicodedata.decimal(c)) if unicodedata.category(c) == "Nd" else c for c in text)
+    return set(_NUMBER.findall(ascii_text))
+
+
+def shares_number(p: Pair) -> bool:
+    return bool(numbers(p.src) & numbers(p.en))
+
+
+def number_pairs(files: dict[str, list[Pair]], banned: set[str] = frozenset()) -> list[Pair]:
+    """Sentence pairs of the given (held-out) files, in file order, whose two sides share a number;
+    none whose text is in `banned` (dev or test), every foreign and every English string once."""
+    out: list[Pair] = []
+    seen: set[str] = set()
+    for f in sorted(files):
+        for p in files[f]:
+            if p.src in banned or p.en in banned or p.src in seen or p.en in seen or not shares_number(p):
+                continue
+            seen.update((p.src, p.en))
+            out.append(p)
+    return out
 
 
 def write_passages(path: str | Path, passages: list[Passage], lang: str) -> None:

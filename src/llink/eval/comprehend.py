@@ -136,17 +136,20 @@ def option_logprobs(decoder, prompts: Sequence[Encoded], options: Sequence[Seque
 
 def score_options(decoder, builder, items: Sequence[Item], passages: Sequence[str | None], slots: torch.Tensor | None = None,
                   instruction: str = MEANING_INSTRUCTION, batch_size: int = 8,
-                  update: Callable[[int], object] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  update: Callable[[int], object] | None = None, prompt_kwargs: Sequence[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(summed log-probabilities [N, n], token counts [N, n]) of every item's options as the
     answer to `instruction` about its passage (None: the prompt's slot positions, filled by
-    slots [N, K, H]). `update(k)` is called after each batch of k items."""
+    slots [N, K, H]; prompt_kwargs: per item, the K and hints its slot prompt takes, see
+    llink.slots.Injection). `update(k)` is called after each batch of k items."""
     if batch_size < 1:
         raise LlinkError(f"batch_size must be >= 1, got {batch_size}")
     prompts, options = [], []
-    for item, passage in zip(items, passages):
-        prompt = builder.chat(instruction, passage=passage)
+    kws = list(prompt_kwargs) if prompt_kwargs is not None else [{}] * len(items)
+    for item, passage, kw in zip(items, passages, kws):
+        prompt = builder.chat(instruction, passage=passage, **kw)
         prompts.append(prompt)
-        options.append([builder.chat(instruction, passage=passage, answer=o, close=False).input_ids[len(prompt):] for o in item.options])
+        options.append([builder.chat(instruction, passage=passage, answer=o, close=False, **kw).input_ids[len(prompt):]
+                        for o in item.options])
     # Prompts of similar length together: less left padding to run for nothing.
     order = sorted(range(len(items)), key=lambda i: len(prompts[i]))
     logp = np.zeros((len(items), len(items[0].options)))
@@ -193,11 +196,12 @@ def comprehension_systems(model, direct=None, seed: int = 17, batch_size: int = 
 
     def slots_run(shuffle: bool):
         def score(items, update=None):
-            slots = model.slots([it.src for it in items])
-            if shuffle:
-                slots = slots[torch.from_numpy(shuffled_order(len(items), seed))]
+            inj = model.read([it.src for it in items])
+            if shuffle:  # another passage's slots, K and hints, together
+                inj = inj.take(shuffled_order(len(items), seed))
             with model.using_adapter():
-                return score_options(dec, builder, items, [None] * len(items), slots, instruction, batch_size, update)
+                return score_options(dec, builder, items, [None] * len(items), inj.slots, instruction, batch_size, update,
+                                     inj.prompt_kwargs())
         return score
 
     frozen = lambda: dec.adapter(None)  # noqa: E731

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import LlinkError
+from ..hints import ascii_digits
 
 TRANSLATE = "Translate to English."
 OTHER_TASKS = {
@@ -29,7 +30,7 @@ OTHER_TASKS = {
     "bullets": "List the key points of this text as short English bullet points.",
     "qa": "What is this text about? Answer in English.",
 }
-SYSTEMS = ("base", "direct_finetune", "llink", "llink_shuffled", "english")
+SYSTEMS = ("base", "direct_finetune", "llink", "llink_shuffled", "llink_shuffled_slots", "english")
 READS = ("src", "en")  # what a System reads: the foreign text of each pair, or its English
 
 
@@ -137,30 +138,78 @@ def oracle_summary(encoder, rows: Sequence[dict]) -> dict:
 
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
-_KHMER_DIGITS = str.maketrans("០១២៣៤៥៦៧៨៩", "0123456789")
 
 
 def source_numbers(text: str) -> list[str]:
-    """The numbers a source text contains, Khmer digits mapped to ASCII."""
-    return NUMBER.findall(text.translate(_KHMER_DIGITS))
+    """The numbers a source text contains, the digits of every script (Khmer, Thai, ...) mapped to ASCII."""
+    return NUMBER.findall(ascii_digits(text))
 
 
 def numeric_fidelity(sources: Sequence[str], outputs: Sequence[str], references: Sequence[str] | None = None) -> dict:
-    """Numbers in the source (Khmer digits mapped to ASCII) that appear in the answer. With
-    references, only the numbers the reference also has count: "page ១" may rightly become "first page"."""
+    """Numbers in the source (any script's digits mapped to ASCII, in the answer too) that appear in the
+    answer. With references, only the numbers the reference also has count: "page ១" may rightly
+    become "first page"."""
     total = kept = texts = 0
     for i, (s, o) in enumerate(zip(sources, outputs)):
         nums = source_numbers(s)
         if references is not None:
-            in_ref = set(NUMBER.findall(references[i]))
+            in_ref = set(NUMBER.findall(ascii_digits(references[i])))
             nums = [n for n in nums if n in in_ref]
         if not nums:
             continue
         texts += 1
-        found = set(NUMBER.findall(o))
+        found = set(NUMBER.findall(ascii_digits(o)))
         total += len(nums)
         kept += sum(n in found for n in nums)
     return {"texts_with_numbers": texts, "numbers": total, "kept": kept, "rate": round(kept / total, 4) if total else None}
+
+
+_LAT = r"A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F0-9_"  # Latin letters, digits, _
+_LATIN_TOKEN = re.compile(rf"[{_LAT}]+(?:[-+.'’][{_LAT}]+)*")
+_SENTENCE_END = re.compile(r"[.!?:…]\s+$")
+_NOT_NAMES = frozenset(
+    "A An The This That These Those It Its If In On At To For Of And Or But Not No Yes You Your We Our Us I My Me "
+    "He She They Their Them There Here When Where What Which Who Whom Whose Why How With Without From By As Is Are "
+    "Be Was Were Has Have Do Does Can Could Will Would Should May Must Please Then So Also Each Every Some Any".split())
+_NOT_NAMES_LOWER = frozenset(w.lower() for w in _NOT_NAMES)
+
+
+def reference_names(source: str, reference: str) -> list[str]:
+    """The names a translation must keep: the reference's capitalised words that do not begin it or a
+    sentence and are not a common function word (none from a Title Case reference, a UI label whose
+    every word is capitalised), then the source's Latin-script tokens ("Firefox" inside Khmer) that
+    the reference also has as a whole word."""
+    names = {}
+    words = list(_LATIN_TOKEN.finditer(reference))
+    content = [w for m in words if len(w := m.group()) >= 3 and w[0].isalpha() and w.lower() not in _NOT_NAMES_LOWER]
+    if not (len(content) >= 2 and all(w[0].isupper() for w in content)):  # Title Case: a label, no names told
+        for i, m in enumerate(words):
+            w = m.group()
+            if i and w[0].isupper() and w not in _NOT_NAMES and not _SENTENCE_END.search(reference, 0, m.start()):
+                names[w] = None
+    for m in _LATIN_TOKEN.finditer(ascii_digits(source)):
+        w = m.group()
+        if any(c.isalpha() for c in w) and w.lower() not in _NOT_NAMES_LOWER and _has_word(reference, w):
+            names[w] = None
+    return list(names)
+
+
+def _has_word(text: str, word: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
+
+
+def names_kept(sources: Sequence[str], outputs: Sequence[str], references: Sequence[str]) -> dict:
+    """The names measure, beside `numeric_fidelity`: of each reference's names (`reference_names`),
+    the fraction the answer has as whole words, case-sensitive."""
+    total = kept = texts = 0
+    for s, o, r in zip(sources, outputs, references):
+        names = reference_names(s, r)
+        if not names:
+            continue
+        texts += 1
+        total += len(names)
+        kept += sum(_has_word(ascii_digits(o), n) for n in names)
+    return {"texts_with_names": texts, "names": total, "kept": kept, "rate": round(kept / total, 4) if total else None}
 
 
 @dataclass
@@ -196,14 +245,14 @@ def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int 
         with dec.adapter(None):
             return generate(dec, [builder.chat(instr, passage=t) for t in texts], **kw)
 
-    def slots_run(srcs, instr, shuffle: bool):
-        slots = model.slots(list(srcs))
-        if shuffle:
-            import torch
-
-            slots = slots[torch.from_numpy(shuffled_order(len(srcs), seed))]
+    def slots_run(srcs, instr, shuffle: str | None):
+        inj = model.read(list(srcs))
+        if shuffle == "all":  # another text's slots, K and hints
+            inj = inj.take(shuffled_order(len(srcs), seed))
+        elif shuffle == "slots":  # another text's slots and K beside the text's own hints
+            inj = inj.take(shuffled_order(len(srcs), seed), hints_of=inj)
         with model.using_adapter():
-            return generate(dec, [builder.chat(instr) for _ in srcs], slots, **kw)
+            return generate(dec, inj.prompts(builder, instr), inj.slots, **kw)
 
     systems = [System("base", base)]
     if direct is not None:
@@ -214,7 +263,9 @@ def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int 
                 return generate(dec, [dbuild.chat(instr, passage=s) for s in srcs], **kw)
 
         systems.append(System("direct_finetune", direct_run))
-    systems += [System("llink", lambda s, i: slots_run(s, i, False)), System("llink_shuffled", lambda s, i: slots_run(s, i, True))]
+    systems += [System("llink", lambda s, i: slots_run(s, i, None)), System("llink_shuffled", lambda s, i: slots_run(s, i, "all"))]
+    if model.config.prompt_config.hints:  # what the slots carry beyond the hints
+        systems.append(System("llink_shuffled_slots", lambda s, i: slots_run(s, i, "slots")))
     if english:
         systems.append(System("english", base, reads="en"))
     return systems
@@ -300,7 +351,8 @@ def evaluate_generation(systems: Sequence[System], encoder, pairs, other_tasks: 
         if translate:
             outs = sys_.answer(srcs, TRANSLATE)
             res.update(translation_scores(encoder, outs, refs))
-            res["numeric"] = numeric_fidelity(srcs, outs)
+            res["numeric"] = numeric_fidelity(srcs, outs, refs)
+            res["names"] = names_kept(srcs, outs, refs)
             rows += [{"system": sys_.name, "task": "translate", "src": s, "reference": r, "reference_kind": "human", "output": o}
                      for s, r, o in zip(srcs, refs, outs)]
             bar.update(1)

@@ -174,8 +174,8 @@ def create_app(model, *, name: str = "llink", api_key: str | None = None, limits
     async def tokens(req: TokensRequest):
         if len(req.text) > limits.max_passage_chars:
             raise ApiError(400, f"the passage has {len(req.text)} characters; this server accepts at most {limits.max_passage_chars}", "passage_too_long")
-        n = await run(time.monotonic() + limits.timeout_s, threading.Event(), engine.count_tokens, req.text.strip())
-        return {"raw_tokens": n, "slots": engine.k}
+        n, k = await run(time.monotonic() + limits.timeout_s, threading.Event(), engine.count_tokens_and_slots, req.text.strip())
+        return {"raw_tokens": n, "slots": k}
 
     @app.post("/v1/embeddings")
     async def embeddings(req: EmbeddingRequest):

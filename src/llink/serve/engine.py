@@ -26,6 +26,7 @@ import torch
 
 from ..generate import PrefixKV, generate
 from ..prompts import Encoded
+from ..slots import Injection, pad_slots
 
 
 class Cancelled(Exception):
@@ -35,7 +36,7 @@ class Cancelled(Exception):
 @dataclass
 class Prepared:
     prompt: Encoded
-    slots: torch.Tensor  # [1, K, H]
+    slots: torch.Tensor  # [1, K, H]: this passage's K (a K rule gives each passage its own)
     cache_hit: bool
 
 
@@ -58,7 +59,7 @@ class Engine:
         self.max_batch = max_batch
         self._waiting: list[_Waiting] = []
         self._lock = threading.Lock()  # guards _waiting, which request threads append to
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # touched by the worker only
+        self._cache: OrderedDict[str, Injection] = OrderedDict()  # touched by the worker only
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llink-model")
         # The encoder and decoder load lazily; load them now so the first request does not pay.
         self.encoder, self.decoder = model.encoder, model.decoder
@@ -91,24 +92,29 @@ class Engine:
         return self.model.embed(list(texts), cache=False)
 
     @torch.no_grad()
-    def slots(self, passage: str) -> tuple[torch.Tensor, bool]:
+    def read(self, passage: str) -> tuple[Injection, bool]:
+        """The passage's slots, K and hints (LLINK.read), from the LRU when it was read before."""
         key = hashlib.sha256(passage.encode("utf-8")).hexdigest()
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key], True
-        slots = self.model.slots([passage], cache=False)  # read once, as _aligned
+        inj = self.model.read([passage], cache=False)  # read once, as _aligned
         if self.cache_size > 0:
-            self._cache[key] = slots
+            self._cache[key] = inj
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-        return slots, False
+        return inj, False
+
+    def slots(self, passage: str) -> tuple[torch.Tensor, bool]:
+        inj, hit = self.read(passage)
+        return inj.slots, hit
 
     def prepare(self, passage: str, instruction: str, history: list[tuple[str, str]], cancel: threading.Event) -> Prepared:
         if cancel.is_set():
             raise Cancelled
-        prompt = self.builder.chat(instruction, history=history)  # validates the turns before encoding
-        slots, hit = self.slots(passage)
-        return Prepared(prompt, slots, hit)
+        self.builder.chat(instruction, history=history)  # validates the turns before the passage is encoded
+        inj, hit = self.read(passage)
+        return Prepared(inj.prompt(self.builder, 0, instruction, history=history), inj.slots, hit)
 
     def generate(self, prep: Prepared, max_tokens: int, temperature: float, top_p: float, seed: int,
                  cancel: threading.Event, on_text: Callable[[str], None] | None = None) -> tuple[str, int]:
@@ -171,7 +177,9 @@ class Engine:
             else:
                 counts: list[int] = []
                 with self.model.using_adapter():
-                    answers = generate(self.decoder, [p.prompt for _, p in live], torch.cat([p.slots for _, p in live]), max_new_tokens=n,
+                    # passages of different K: slots padded to the largest, each prompt reads its own K
+                    slots = pad_slots([p.slots[0] for _, p in live])
+                    answers = generate(self.decoder, [p.prompt for _, p in live], slots, max_new_tokens=n,
                                        batch_size=len(live), stop=lambda: all(w.cancel.is_set() for w, _ in live), counts=counts)
                 results = list(zip(answers, counts))
         except BaseException as e:  # noqa: BLE001 - every request in the batch gets the error
@@ -189,3 +197,7 @@ class Engine:
 
     def count_tokens(self, text: str) -> int:
         return len(self.decoder.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    def count_tokens_and_slots(self, text: str) -> tuple[int, int]:
+        """(the decoder's tokens for the raw text, the slots LLINK reads it as: K, or its K rule's)."""
+        return self.count_tokens(text), (self.model.slot_counts([text])[0] if text else self.k)

@@ -212,15 +212,23 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     (out / "outputs.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     metrics["generate"] = gen
     metrics["slot_norms"] = _slot_norms(llink_b, sample)
-    b = llink_b.builder
+    b, inj = llink_b.builder, llink_b.read([p.src for p in sample])
+    # per text: its K (a K rule) and its hints make LLINK's prompt length vary too
     metrics["prompt_tokens"] = {"base": round(sum(len(b.chat("Translate to English.", passage=p.src).input_ids) for p in sample) / len(sample), 1),
-                                "llink": len(b.chat("Translate to English.").input_ids)}
+                                "llink": round(sum(len(inj.prompt(b, i, "Translate to English.")) for i in range(len(sample))) / len(sample), 1),
+                                "slots": round(sum(inj.k) / len(sample), 2)}
     print_generation(gen)
     done("generation (test)")
 
     stage("numbers (dev)")
     metrics["numbers_dev"] = _numbers(systems, load_pairs("dev", lang, settings.get("dev_data")), plan["n_numbers"], out / "outputs_numbers.jsonl")
     done("numbers (dev)")
+    from llink.data.splits import split_path
+
+    if split_path("test_numbers", lang).is_file():  # the held-out numbers set (help files held out of train and dev)
+        stage("numbers (test_numbers)")
+        metrics["numbers_test"] = _numbers(systems, load_pairs("test_numbers", lang), plan["n_numbers"], out / "outputs_numbers_test.jsonl")
+        done("numbers (test_numbers)")
 
     stage("judge")
     from llink.eval.judge import ReferenceJudge, pairwise
@@ -277,7 +285,7 @@ def _numbers(systems, dev, n: int, path: Path) -> dict:
     from tqdm.auto import tqdm
 
     from llink.data.sampling import subsample
-    from llink.eval.generate import NUMBER, TRANSLATE, numeric_fidelity, source_numbers
+    from llink.eval.generate import NUMBER, TRANSLATE, names_kept, numeric_fidelity, source_numbers
 
     eligible = [p for p in dev if set(source_numbers(p.src)) & set(NUMBER.findall(p.en)) and len(p.en.split()) <= NUMBERS_MAX_WORDS]
     sample = subsample(eligible, n, 17)
@@ -285,7 +293,7 @@ def _numbers(systems, dev, n: int, path: Path) -> dict:
     res, rows = {"pairs": len(sample), "eligible": len(eligible), "max_words": NUMBERS_MAX_WORDS, "systems": {}}, []
     for sys_ in tqdm(systems, desc="numbers", unit="system"):
         outs = sys_.answer(srcs, TRANSLATE)
-        res["systems"][sys_.name] = numeric_fidelity(srcs, outs, refs)
+        res["systems"][sys_.name] = {**numeric_fidelity(srcs, outs, refs), "names": names_kept(srcs, outs, refs)}
         rows += [{"system": sys_.name, "src": s, "reference": r, "output": o} for s, r, o in zip(srcs, refs, outs)]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return res
@@ -320,18 +328,19 @@ def _copy_artifact(src: Path, dst: Path) -> None:
 def _slot_norms(model, pairs) -> dict:
     import numpy as np
 
-    slots = model.slots([p.src for p in pairs])
-    norms = slots.norm(dim=-1).flatten().numpy()
+    inj = model.read([p.src for p in pairs])
+    rows = [inj.slots[i, :k] for i, k in enumerate(inj.k)]  # the slots each text reads (K per text)
+    norms = np.concatenate([r.norm(dim=-1).numpy() for r in rows])
     emb = model.decoder.embeddings.weight.detach().norm(dim=-1).numpy()
     return {"slot_norm_mean": round(float(norms.mean()), 3), "slot_norm_std": round(float(norms.std()), 3),
             "embedding_norm_median": round(float(np.median(emb)), 3),
-            "slot_cosine_within_text": round(float(_mean_offdiag_cos(slots)), 3)}
+            "slot_cosine_within_text": round(float(np.mean([_mean_offdiag_cos(r) for r in rows if len(r) > 1] or [float("nan")])), 3)}
 
 
 def _mean_offdiag_cos(slots) -> float:
+    """Mean cosine between a text's distinct slots [K, H]."""
     import torch
 
     x = torch.nn.functional.normalize(slots, dim=-1)
-    sims = x @ x.transpose(1, 2)
-    k = sims.shape[-1]
-    return float((sims.sum((1, 2)) - k).mean() / (k * k - k))
+    k = x.shape[0]
+    return float(((x @ x.T).sum() - k) / (k * k - k))

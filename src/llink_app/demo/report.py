@@ -43,7 +43,8 @@ def write_report(m: dict, out: Path) -> Path:
               f"{source}/English {tok['ratio']}×; paper (Khmer, Llama-3.2 tokenizer): 104 vs 16 tokens.", ""]
     if "prompt_tokens" in m:
         pt = m["prompt_tokens"]
-        lines += [f"Whole translate prompt (chat template included): base {pt['base']} tokens, LLINK {pt['llink']}.", ""]
+        slots = f" ({pt['slots']} slots on average)" if "slots" in pt else ""
+        lines += [f"Whole translate prompt (chat template included): base {pt['base']} tokens, LLINK {pt['llink']}{slots}.", ""]
     lines += ["![tokens](tokens.png)", ""]
     if "stage_b" in m:
         u = m["stage_b"]["usage"]
@@ -74,16 +75,24 @@ def write_report(m: dict, out: Path) -> Path:
             lines += ["", "Paper (LLM judge, Llama-3.2-1B): ~81% preference over the base model, ~64% over direct finetuning. "
                       "Ours is an offline reference-based judge, not an LLM: `llink eval judge --judge endpoint` runs the paper's protocol "
                       "against any OpenAI-compatible model.", "", "![judge](judge.png)", ""]
-        if m.get("numbers_dev", {}).get("pairs"):
-            nd = m["numbers_dev"]
-            lines += [f"### Numbers (dev: {nd['pairs']} of the {nd['eligible']} texts of ≤ {nd.get('max_words', NUMBERS_MAX_WORDS)} English words whose source and reference share a number)", "",
-                      "| system | numbers | kept | rate |", "|---|---|---|---|"]
+        for key, where, outputs in (("numbers_dev", "dev", "outputs_numbers.jsonl"), ("numbers_test", "test_numbers", "outputs_numbers_test.jsonl")):
+            if not m.get(key, {}).get("pairs"):
+                continue
+            nd = m[key]
+            lines += [f"### Numbers and names ({where}: {nd['pairs']} of the {nd['eligible']} texts of ≤ {nd.get('max_words', NUMBERS_MAX_WORDS)} English words "
+                      "whose source and reference share a number)", "",
+                      "| system | numbers | kept | rate | names | names kept |", "|---|---|---|---|---|---|"]
             for name, r in nd["systems"].items():
                 rate = "-" if r["rate"] is None else f"{r['rate']:.2f}"
-                lines.append(f"| {name} | {r['numbers']} | {r['kept']} | {rate} |")
-            lines += ["", "The test split has no digits on its Khmer side (no lexical shortcuts), so its numbers-kept column is "
-                      "empty; these dev texts (LibreOffice help, the training domain) ask whether a number survives the slots. "
-                      "Outputs in `outputs_numbers.jsonl`.", ""]
+                nm = r.get("names") or {}
+                nrate = "-" if nm.get("rate") is None else f"{nm['rate']:.2f}"
+                lines.append(f"| {name} | {r['numbers']} | {r['kept']} | {rate} | {nm.get('names', '-')} | {nrate} |")
+            lines += ["", f"Outputs in `{outputs}`.", ""]
+        if m.get("numbers_dev", {}).get("pairs"):
+            lines += ["The test split has no digits on its Khmer side (no lexical shortcuts), so its numbers-kept column is "
+                      "empty. Dev (help sentences of files held out of train) is where a setting is chosen; test_numbers (sentences of the "
+                      "passage split's files, held out of train and dev) is where it is reported. Names: the reference's capitalised "
+                      "words and the source's Latin-script words found in the answer.", ""]
         if "slot_norms" in m:
             n = m["slot_norms"]
             lines += [f"Slot norms: mean {n['slot_norm_mean']} (sd {n['slot_norm_std']}) vs median embedding norm "

@@ -95,6 +95,10 @@ class LoRARecipe:
         """What the prompt holds in place of the foreign text (None: slots)."""
         raise NotImplementedError
 
+    def prompt_kwargs(self, srcs: list[str]) -> list[dict]:
+        """Per foreign text, what else its prompt takes (Stage B: its K and hints)."""
+        return [{} for _ in srcs]
+
     def models_and_upstream(self) -> tuple[dict, str | None]:
         raise NotImplementedError
 
@@ -109,7 +113,7 @@ class LoRARecipe:
 
     def dev_inputs(self, n: int) -> dict:
         """What each dev score feeds the decoder: {name: slots for the first n dev texts, or None
-        for the prompt as it is}."""
+        for the prompt as it is, or (slots, prompts) when the feed brings its own prompts}."""
         raise NotImplementedError
 
     @no_grad
@@ -126,9 +130,11 @@ class LoRARecipe:
         with self.decoder.adapter(self.adapter), self.autocast():
             feeds = self.dev_inputs(n)
             bs = self.cfg.batch_size
-            for s in range(0, n, bs):
-                b = self.batch(self.dev_enc[s : s + bs])
-                for name, slots in feeds.items():
+            own = [self.batch(self.dev_enc[s : s + bs]) for s in range(0, n, bs)]
+            for name, feed in feeds.items():
+                slots, enc = feed if isinstance(feed, tuple) else (feed, None)
+                for j, s in enumerate(range(0, n, bs)):
+                    b = own[j] if enc is None else self.batch(enc[s : s + bs])
                     res.setdefault(name, []).append(self.answer_losses(b, None if slots is None else slots[s : s + bs]))
         for m, w in zip(trained, was):
             m.train(w)
@@ -184,8 +190,10 @@ class LoRARecipe:
         self.saved = load_checkpoint(self.ckpt) if cfg.resume and self.ckpt.exists() else None
         if self.saved is not None:
             check_resumable(self.ckpt, self.saved[1], self.key, self.key_parts)
-        self.train_enc = [self.builder.chat(i, self.passage(s), a) for s, i, a in rows]
-        self.dev_enc = [self.builder.chat(i, self.passage(s), a) for s, i, a in self.dev]
+        self.train_kw = self.prompt_kwargs([s for s, _, _ in rows])
+        self.dev_kw = self.prompt_kwargs([s for s, _, _ in self.dev])
+        self.train_enc = [self.builder.chat(i, self.passage(s), a, **kw) for (s, i, a), kw in zip(rows, self.train_kw)]
+        self.dev_enc = [self.builder.chat(i, self.passage(s), a, **kw) for (s, i, a), kw in zip(self.dev, self.dev_kw)]
         self.prepare_inputs(show)
         self.groups = self.param_groups()
         self.params = [p for g in self.groups for p in g["params"]]

@@ -32,11 +32,22 @@ class SlotsRecipe(LoRARecipe):
             raise LlinkError(f"--kl_temperature must be > 0 and --kl_weight >= 0, got {cfg.kl_temperature} and {cfg.kl_weight}")
         if cfg.from_stage_a is None:
             raise LlinkError("--from is required: the Stage A artifact directory (e.g. runs/align/llink)")
+        from llink.prompts import PromptConfig, parse_k_rule
+        from llink.slots import SOURCES
+
+        if cfg.slot_source not in SOURCES:
+            raise LlinkError(f"--slot_source must be one of {', '.join(SOURCES)}, got {cfg.slot_source!r}")
         a = LLINK.from_pretrained(cfg.from_stage_a, encoder=encoder, decoder=decoder)
         if a.config.stage != "A":
             raise LlinkError(f"{cfg.from_stage_a} is a Stage {a.config.stage} artifact; --from needs a Stage A one")
         dec = a.decoder
-        config = replace(a.config, stage="B", expander={"target_norm": median_embedding_norm(dec.embeddings)}, lora=lora_config(cfg))
+        rule = parse_k_rule(cfg.k_rule)
+        k = rule["max"] if rule else (cfg.k or a.config.prompt_config.k)
+        if rule and cfg.k is not None and cfg.k != rule["max"]:
+            raise LlinkError(f"--k {cfg.k} and --k_rule {cfg.k_rule}: with a K rule, K is the rule's max; drop --k")
+        prompt = PromptConfig(**{**a.config.prompt, "k": k, "k_rule": rule, "hints": cfg.hints}).to_dict()
+        config = replace(a.config, stage="B", expander={"target_norm": median_embedding_norm(dec.embeddings)}, lora=lora_config(cfg),
+                         prompt=prompt, slot_source=cfg.slot_source)
         model = LLINK(config)
         model.load_state_dict(a.state_dict(), strict=False)  # projector + teacher statistics
         self.model = model.attach(encoder=a.encoder, decoder=dec)
@@ -44,6 +55,9 @@ class SlotsRecipe(LoRARecipe):
 
     def passage(self, src: str) -> None:
         return None
+
+    def prompt_kwargs(self, srcs: list[str]) -> list[dict]:
+        return [{"k": k, "hints": h} for k, h in zip(self.model.slot_counts(srcs), self.model.hints(srcs))]
 
     def models_and_upstream(self) -> tuple[dict, str]:
         from llink.model import upstream_key
@@ -56,13 +70,18 @@ class SlotsRecipe(LoRARecipe):
 
         from llink.data.sampling import duplicate_groups
         from llink.encoders import encode_cached
-        from llink.slots import chunk_targets, fit_expander
+        from llink.slots import chunk_targets, fit_expander, fit_segment_expander, pad_slots
         from llink.teacher import cached_states, normalise
 
         cfg, m = self.cfg, self.model
         srcs = [e.src for e in self.examples]
         self.train_x = torch.from_numpy(encode_cached(m.encoder, srcs, progress=show))
         self.dev_x = torch.from_numpy(encode_cached(m.encoder, [s for s, _, _ in self.dev], progress=show))
+        self.train_k = [kw["k"] for kw in self.train_kw]
+        if m.config.slot_source == "segments":
+            # per text [k_i, D], padded per batch (a padded [N, K_max, D] copy would be GBs)
+            self.train_spans = span_rows(m, srcs, self.train_k, show)
+            self.dev_spans = pad_slots(span_rows(m, [s for s, _, _ in self.dev], [kw["k"] for kw in self.dev_kw], show))
         spec = m.config.teacher_spec
         en = [e.en for e in self.examples]
         raw = cached_states(m.decoder, m.builder, en, [spec.layer], [spec.pooling], progress=show)[(spec.layer, spec.pooling)]
@@ -75,9 +94,18 @@ class SlotsRecipe(LoRARecipe):
             for i, t in enumerate(en):  # one row per distinct English sentence
                 first.setdefault(t, i)
             ids = [tok(t, add_special_tokens=False)["input_ids"][:64] or [tok.eos_token_id] for t in first]
-            targets = chunk_targets(ids, m.decoder.embeddings, m.config.prompt_config.k)
-            aligned = m.project(self.train_x[list(first.values())])
-            self.expander_r2 = fit_expander(m.expander, aligned, targets, ridge=cfg.expander_ridge)
+            rows = list(first.values())
+            if m.config.slot_source == "segments":
+                # each span of the Khmer towards the matching chunk of the English
+                ks = [self.train_k[i] for i in rows]
+                spans = project_spans(m, [self.train_spans[i] for i in rows])
+                targets = chunk_targets(ids, m.decoder.embeddings, ks)
+                self.expander_r2 = fit_segment_expander(m.expander, spans, ks, targets, ridge=cfg.expander_ridge)
+            else:
+                # with a K rule, K here is its max: every slot a text may read starts fitted
+                targets = chunk_targets(ids, m.decoder.embeddings, m.config.prompt_config.k)
+                aligned = m.project(self.train_x[rows])
+                self.expander_r2 = fit_expander(m.expander, aligned, targets, ridge=cfg.expander_ridge)
         if cfg.distill == "kl":
             self.teacher_enc = teacher_prompts(m.builder, self.examples, self.train_enc)
         self.model.train()
@@ -97,7 +125,7 @@ class SlotsRecipe(LoRARecipe):
 
         cfg, dev = self.cfg, self.acc.device
         aligned = self.model.projector(self.train_x[idx].to(dev))
-        slots = self.model.expand(aligned)
+        slots = self.model.expand(aligned, self.batch_spans(idx))
         if cfg.distill == "kl":
             teacher = self.teacher_logits(idx)
             logits, targets, sel = self.answer_logits(batch, slots)
@@ -121,6 +149,14 @@ class SlotsRecipe(LoRARecipe):
             loss = loss + cfg.usage_weight * use
             row.update(zeroed=zeroed.item(), usage=use.item())
         return loss
+
+    def batch_spans(self, idx):
+        """The projected span vectors [B, K_max, H] of examples idx (None for `pooled`)."""
+        from llink.slots import pad_slots
+
+        if self.model.config.slot_source != "segments":
+            return None
+        return self.model.projector(pad_slots([self.train_spans[int(i)] for i in idx]).to(self.acc.device))
 
     def answer_logits(self, batch: dict, slots):
         """answer_logits (llink.losses) of the Stage B forward: slots injected, the adapter active."""
@@ -150,17 +186,54 @@ class SlotsRecipe(LoRARecipe):
         return logits
 
     def dev_inputs(self, n: int) -> dict:
-        """The sentence's own slots, zeroed slots, and another sentence's (the shuffled control)."""
+        """The sentence's own slots, zeroed slots, and another sentence's slots, K and hints (the
+        shuffled control); with hints, also another's slots and K beside its own hints."""
         import torch
 
         from llink.eval.controls import shuffled_order
 
-        slots = self.model.expand(self.model.projector(self.dev_x[:n].to(self.acc.device)))
-        return {"loss_true": slots, "loss_zeroed": torch.zeros_like(slots), "loss_shuffled": slots[torch.from_numpy(shuffled_order(n, self.cfg.seed))]}
+        m, dev = self.model, self.acc.device
+        spans = m.projector(self.dev_spans[:n].to(dev)) if m.config.slot_source == "segments" else None
+        slots = m.expand(m.projector(self.dev_x[:n].to(dev)), spans)
+        order = shuffled_order(n, self.cfg.seed)
+
+        def prompts(hints_from):
+            return [self.builder.chat(i, None, a, k=self.dev_kw[j]["k"], hints=self.dev_kw[h]["hints"])
+                    for (_, i, a), j, h in zip(self.dev[:n], order, hints_from)]
+
+        feeds = {"loss_true": slots, "loss_zeroed": torch.zeros_like(slots), "loss_shuffled": (slots[torch.from_numpy(order)], prompts(order))}
+        if m.config.prompt_config.hints:
+            feeds["loss_shuffled_slots"] = (slots[torch.from_numpy(order)], prompts(range(n)))
+        return feeds
 
     def write_artifact(self, path: Path) -> None:
         self.model.config.run_key = self.key
         self.model.save_pretrained(path)
+
+
+def span_rows(model, texts: list[str], ks: list[int], show: bool) -> list:
+    """Each text's encoder span means [k_i, D] as float32 tensors (cached on disk)."""
+    import numpy as np
+    import torch
+
+    from llink.encoders import encode_spans_cached
+
+    return [torch.from_numpy(np.asarray(r, dtype=np.float32)) for r in encode_spans_cached(model.encoder, texts, ks, progress=show)]
+
+
+def project_spans(model, rows: list, chunk: int = 1024):
+    """Span rows -> projected [N, K_max, H] (zero past a text's k), in chunks (the projector's
+    hidden layer over every span at once would take GBs)."""
+    import torch
+
+    from llink.slots import pad_slots
+
+    out = []
+    for s in range(0, len(rows), chunk):
+        part = pad_slots(rows[s : s + chunk])
+        out.append(model.project(part.reshape(-1, part.shape[-1])).view(part.shape[0], part.shape[1], -1))
+    width = max(o.shape[1] for o in out)
+    return torch.cat([torch.nn.functional.pad(o, (0, 0, 0, width - o.shape[1])) for o in out])
 
 
 def teacher_prompts(builder, examples, student: list) -> list:
@@ -195,6 +268,14 @@ class SlotsArgs:
                                    "LoRA reading the English text where the student reads the slots).")
     kl_weight: float = opt(1.0, "weight of the token-level KL term (--distill kl).")
     kl_temperature: float = opt(1.0, "softmax temperature of the token-level KL (--distill kl); the term is scaled by T^2.")
+    slot_source: str = opt("pooled", "where slots come from: 'pooled' (the paper's: one mean-pooled vector expanded to K slots) or "
+                                     "'segments' (the encoder's token states split into K contiguous spans, each span's mean through the "
+                                     "Stage A projector; needs encoder_layers or a Hugging Face encoder).")
+    k: int | None = opt(None, "slots per text (default: the Stage A artifact's K).")
+    k_rule: str | None = opt(None, "K per text, 'ratio,min,max': K = clamp(ceil(n / ratio), min, max) for a text of n encoder tokens "
+                                   "(e.g. 8,2,16); trained with the mixed K this gives. Default: a fixed K.")
+    hints: bool = opt(False, "the verbatim pathway: each text's digits, Latin-script words, URLs, file names and placeables follow its "
+                             "slots as ordinary tokens (llink.hints).")
 
 
 slots, SlotsConfig = command(
