@@ -35,6 +35,23 @@ def data_build(lang: str = "km", out: Path | None = None, work_dir: Path = Path(
                              dev_min=dev_min, passages_min=passages_min))
 
 
+def data_english(out: Path = Path("data/en"), packages: str | None = None, work_dir: Path = Path(".work/english"),
+                 seed: int = 17) -> None:
+    """Build the general-domain English corpus (english.jsonl.gz + SOURCES.md) from Debian packages.
+
+    Args:
+        out: output directory.
+        packages: comma-separated Debian packages (default: wordnet-base, dict-gcide, sword-text-web,
+            r-cran-janeaustenr, dict-devil).
+        work_dir: where packages are downloaded (and reused from) and unpacked.
+        seed: seed of the per-source sampling, the paragraph lengths and the row order.
+    """
+    from llink.data.english import PACKAGES, build_english
+
+    names = [p.strip() for p in packages.split(",") if p.strip()] if packages else list(PACKAGES)
+    _print_json(build_english(out, packages=names, seed=seed, cache_dir=work_dir))
+
+
 def data_stats(lang: str = "km", data_dir: Path | None = None, json: bool = False) -> None:
     """Counts and lengths per split of the committed corpus.
 
@@ -158,7 +175,7 @@ def _commands() -> dict:
     from .teacher import teacher_build, teacher_sweep
 
     return {
-        "data": {"build": data_build, "stats": data_stats},
+        "data": {"build": data_build, "english": data_english, "stats": data_stats},
         "tokens": tokens,
         "synth": synth,
         "teacher": {"build": teacher_build, "sweep": teacher_sweep},

@@ -50,7 +50,11 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     assert "## Understanding (test passages" in report and "### Meaning choice (8 items" in report
     assert len((out / "outputs_passages.jsonl").read_text().splitlines()) == 5 * 3 * 2
     assert all(r["numbers"] >= 8 for r in m["numbers_dev"]["systems"].values())  # each text shares a number with its reference
-    assert "### Numbers (dev: 8 of the" in report and len((out / "outputs_numbers.jsonl").read_text().splitlines()) == 32
+    assert "### Numbers and names (dev: 8 of the" in report and len((out / "outputs_numbers.jsonl").read_text().splitlines()) == 32
+    # the held-out numbers set is where numbers kept is reported (dev is where a setting is chosen)
+    assert m["numbers_test"]["pairs"] == 8 and set(m["numbers_test"]["systems"]) == set(m["generate"])
+    assert all({"names", "rate"} <= set(r) for r in m["numbers_test"]["systems"].values())
+    assert "### Numbers and names (test_numbers: 8 of the" in report
     assert f"encoder `{tiny_dirs['encoder']}` → decoder `{tiny_dirs['decoder']}`, encoder read at layers 1, 2" in report
     assert "bundled models" not in report
     for png in ("retrieval_ranks.png", "tokens.png", "judge.png", "sweep/sweep.png", "slots/curve.png", "align/curve.png"):
@@ -70,9 +74,9 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     assert again["cache_rows"]["vectors"]["computed"] == 0 and again["cache_rows"]["teacher"]["computed"] == 0
     # the sweep and every answer (test, other tasks, numbers) come back from the first run
     assert again["sweep"]["reused"] and again["sweep"]["rows"] == m["sweep"]["rows"]
-    # 4 systems x (translate + 3 other tasks + numbers) on test, then on the passages the oracle's
-    # 3 tasks and the 4 systems' 3 tasks each
-    calls = 4 * 5 + 3 + 4 * 3
+    # 4 systems x (translate + 3 other tasks + numbers on dev + numbers on test_numbers) on test,
+    # then on the passages the oracle's 3 tasks and the 4 systems' 3 tasks each
+    calls = 4 * 6 + 3 + 4 * 3
     assert again["cache_rows"]["generations"]["computed"] == 0 and again["cache_rows"]["generations"]["reused"] == calls
     assert m["cache_rows"]["generations"] == {"computed": calls, "reused": 0}
     assert again["understanding"]["choice"] == m["understanding"]["choice"]  # read back from comprehend.json

@@ -199,13 +199,13 @@ def test_chat_encodes_the_passage_once_for_every_question(stage_a, tmp_path, mon
 
     assert main(slots_args(stage_a, tmp_path / "b", steps=3, eval_every=3)) == 0
     calls = []
-    real = LLINK.slots
+    real = LLINK.read
 
-    def counting(self, texts, progress=False):
+    def counting(self, texts, progress=False, cache=True):
         calls.append(list(texts))
-        return real(self, texts, progress)
+        return real(self, texts, progress, cache)
 
-    monkeypatch.setattr(LLINK, "slots", counting)
+    monkeypatch.setattr(LLINK, "read", counting)
     monkeypatch.setattr(sys, "stdin", io.StringIO("បើក ឯកសារ\nWhat is it?\nAnd then?\n/quit\n"))
     assert main(["chat", "--model", str(tmp_path / "b" / "llink"), "--max_new_tokens", "3"]) == 0
     assert calls == [["បើក ឯកសារ"]]

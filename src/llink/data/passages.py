@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -120,8 +119,9 @@ def choose_passage_files(help_files: dict[str, list[Pair]], exclude: set[str], b
 
 def numbers(text: str) -> set[str]:
     """The numbers in a text, digits of any script mapped to ASCII ("៣.៥" -> "3.5")."""
-    ascii_text = "".join(str(unicodedata.decimal(c)) if unicodedata.category(c) == "Nd" else c for c in text)
-    return set(_NUMBER.findall(ascii_text))
+    from ..hints import ascii_digits
+
+    return set(_NUMBER.findall(ascii_digits(text)))
 
 
 def shares_number(p: Pair) -> bool:
