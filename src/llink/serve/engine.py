@@ -105,10 +105,6 @@ class Engine:
                 self._cache.popitem(last=False)
         return inj, False
 
-    def slots(self, passage: str) -> tuple[torch.Tensor, bool]:
-        inj, hit = self.read(passage)
-        return inj.slots, hit
-
     def prepare(self, passage: str, instruction: str, history: list[tuple[str, str]], cancel: threading.Event) -> Prepared:
         if cancel.is_set():
             raise Cancelled
