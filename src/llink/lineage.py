@@ -40,7 +40,7 @@ VERSIONS = {
 
 # "module:qualname" of what each tag covers (read by the test; the library never imports these).
 TRACKED = {
-    "readout": ["llink.encoders:_encode_windows", "llink.encoders:_means", "llink.encoders:masked_mean", "llink.encoders:split_windows",
+    "readout": ["llink.encoders:_encode_windows", "llink.encoders:_pool_windows", "llink.encoders:_means", "llink.encoders:masked_mean", "llink.encoders:split_windows",
                 "llink.e5:load_bert"],
     "batching": ["llink.batching:same_length_batches"],
     "spans": ["llink.encoders:_encode_spans", "llink.encoders:_token_states", "llink.encoders:span_bounds"],
@@ -48,7 +48,8 @@ TRACKED = {
     "stage_a": ["llink.alignment:stage_a_tensors", "llink.alignment:stage_a_loss", "llink.losses:info_nce", "llink.losses:TeacherQueue.enqueue",
                 "llink.losses:direction_loss", "llink.losses:log_norm_loss", "llink.losses:temperature_at", "llink.projector:Projector.forward",
                 "llink.projector:Projector.fit_centre", "llink.schedules:lr_at", "llink_app.recipes.align:AlignRecipe.train"],
-    "stage_b": ["llink.slots:SlotExpander.forward", "llink.slots:SegmentExpander.forward", "llink.slots:inject", "llink.slots:fit_expander",
+    "stage_b": ["llink.slots:SlotExpander.forward", "llink.slots:SegmentExpander.forward", "llink.slots:Resampler", "llink.slots:_CrossBlock",
+                "llink.slots:fit_resampler", "llink.model:LLINK.detail", "llink.model:LLINK.detail_counts", "llink.slots:inject", "llink.slots:fit_expander",
                 "llink.slots:fit_segment_expander", "llink.slots:chunk_targets", "llink.hints:extract_hints", "llink.prompts:PromptConfig.k_for",
                 "llink.prompts:format_hints", "llink.model:LLINK.read", "llink_app.recipes.slots:SlotsRecipe.batch_spans",
                 "llink.losses:answer_loss", "llink.losses:answer_logits", "llink.losses:answer_ce", "llink.losses:token_kl",

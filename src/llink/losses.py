@@ -233,6 +233,21 @@ def log_norm_loss(pred: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
     return (lp - lt).pow(2).mean()
 
 
+def geometry_loss(pred: Tensor, source: Tensor) -> Tensor:
+    """Mean squared difference between the batch's cosine-similarity matrices in the projected and
+    in the encoder space (both centred on the batch mean, off the diagonal): a penalty on distorting
+    the encoder's neighbourhoods, which hold for text the teacher targets never covered."""
+    def sims(v: Tensor) -> Tensor:
+        v = F.normalize(v.float() - v.float().mean(0, keepdim=True), dim=-1)
+        return v @ v.T
+
+    n = pred.shape[0]
+    if n < 2:
+        return pred.float().sum() * 0.0
+    off = ~torch.eye(n, dtype=torch.bool, device=pred.device)
+    return (sims(pred) - sims(source.to(pred.device)))[off].pow(2).mean()
+
+
 def usage_contrast(loss_slots: Tensor, loss_zeroed: Tensor) -> Tensor:
     """relu(L_slots - L_zeroed): positive only when the injected slots fail to lower the loss.
 

@@ -20,7 +20,7 @@ from .cache import atomic_write
 from .errors import LlinkError
 from .projector import Projector
 from .prompts import PromptConfig
-from .slots import SOURCES, Injection, SegmentExpander, SlotExpander, pad_slots
+from .slots import SOURCES, Injection, Resampler, SegmentExpander, SlotExpander, pad_states
 from .teacher import TeacherSpec, TeacherStats, parse_teacher
 
 CONFIG = "config.json"
@@ -73,12 +73,13 @@ class LLINKConfig:
     projector: dict = field(default_factory=lambda: {"hidden_mult": 4, "dropout": 0.1})
     stage: str = "A"
     expander: dict | None = None  # Stage B: {"target_norm": ...}; K is prompt["k"]
-    slot_source: str = "pooled"  # llink.slots: "pooled" (one vector -> K slots) or "segments" (K spans of the text)
+    slot_source: str = "pooled"  # llink.slots: "pooled" (one vector -> K slots), "segments" (K spans), "resampler" (K queries over the tokens)
     lora: dict | None = None  # Stage B: {"r", "alpha", "dropout", "targets"}
     template: str | None = None  # the decoder's chat template, verbatim
     versions: dict = field(default_factory=versions)
     format: int = FORMAT
     run_key: str | None = None  # the key of the run that made it (llink.lineage); None before keys existed
+    mixture: dict | None = None  # per stage, its parallel pairs and English-only texts (llink.data.mixture); None before issue 26
 
     @classmethod
     def for_models(cls, encoder_name: str, encoder, decoder_name: str, decoder, **fields) -> "LLINKConfig":
@@ -106,11 +107,12 @@ class LLINK(nn.Module):
         if config.slot_source not in SOURCES:
             raise LlinkError(f"slot_source must be one of {', '.join(SOURCES)}, got {config.slot_source!r}")
         if config.expander is not None:
-            cls = SegmentExpander if config.slot_source == "segments" else SlotExpander
+            cls = {"pooled": SlotExpander, "segments": SegmentExpander, "resampler": Resampler}[config.slot_source]
             self.expander = cls(config.hidden_size, config.prompt_config.k, **config.expander)
         self._encoder = None
         self._decoder = None
         self.adapter_name: str | None = None  # the decoder adapter holding this model's LoRA
+        self._fixed_k: int | None = None  # with_k
         self._lora_state: dict[str, torch.Tensor] | None = None  # loaded, waiting for a decoder
 
     # -- pieces -----------------------------------------------------------------------------
@@ -199,20 +201,37 @@ class LLINK(nn.Module):
             return self.project(self.encoder.encode(check_texts(list(texts)), progress=progress, repeat_short=False))
         return self.project(encode_cached(self.encoder, texts, progress=progress))
 
-    def expand(self, aligned: torch.Tensor, spans: torch.Tensor | None = None) -> torch.Tensor:
-        """Aligned vectors [B, H] (and, for `segments`, projected spans [B, K, H]) -> slot vectors
-        [B, K, H] (Stage B artifacts only)."""
+    def expand(self, aligned: torch.Tensor, spans: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Aligned vectors [B, H] -> slot vectors [B, K, H] (Stage B artifacts only). `segments`
+        also takes the projected spans [B, K, H]; `resampler` the projected token states [B, N, H]
+        and their mask [B, N] (LLINK.detail)."""
         if self.expander is None:
             raise LlinkError("this is a Stage A artifact (projector only): train Stage B with `llink slots --from` it to get slots")
-        if self.config.slot_source == "segments":
-            if spans is None:
-                raise LlinkError("a segments model needs the text's span vectors (LLINK.read)")
+        source = self.config.slot_source
+        if source != "pooled" and spans is None:
+            raise LlinkError(f"a {source} model needs the text's projected token states (LLINK.detail)")
+        if source == "segments":
             return self.expander(spans, aligned)
+        if source == "resampler":
+            if mask is None:
+                raise LlinkError("a resampler model needs the mask of its token states (LLINK.detail)")
+            return self.expander(spans, mask, aligned)
         return self.expander(aligned)
+
+    def with_k(self, k: int | None) -> "LLINK":
+        """Read every text with k slots instead of the model's K (or K rule): the quality-against-K
+        curve of a model trained with mixed K (benchmarks/k_curve.py). k is at most the K the
+        expander was built for; None gives the model's own K back. Never saved."""
+        if k is not None and not 1 <= int(k) <= self.config.prompt_config.k:
+            raise LlinkError(f"k={k}: this model's expander has {self.config.prompt_config.k} slots; choose 1 to {self.config.prompt_config.k}")
+        self._fixed_k = None if k is None else int(k)
+        return self
 
     def slot_counts(self, texts) -> list[int]:
         """K of each text: the config's K, or its K rule applied to the encoder's token count."""
         cfg = self.config.prompt_config
+        if self._fixed_k is not None:
+            return [self._fixed_k] * len(texts)
         if cfg.k_rule is None:
             return [cfg.k] * len(texts)
         count = getattr(self.encoder, "span_token_count", None) or self.encoder.token_count
@@ -223,13 +242,30 @@ class LLINK(nn.Module):
 
         return [extract_hints(t) for t in texts] if self.config.prompt_config.hints else [None] * len(texts)
 
-    def span_vectors(self, texts, ks: list[int], progress: bool = False, cache: bool = True) -> torch.Tensor:
-        """Encoder span means [N, max k, D] (zero past a text's k), for the `segments` source."""
+    def detail_counts(self, texts, ks: list[int]) -> list[int]:
+        """Rows of encoder detail per text: its K spans (`segments`), or its token states, at most
+        the resampler's `positions` (a longer text is read as that many span means)."""
+        if self.config.slot_source != "resampler":
+            return list(ks)
+        count = self.encoder.span_token_count
+        return [min(count(t), self.expander.positions) for t in texts]
+
+    def detail(self, texts, ks: list[int], progress: bool = False, cache: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """What `expand` reads besides the pooled vector: (projected spans or token states
+        [N, rows, H], mask [N, rows]), or (None, None) for `pooled`."""
+        if self.config.slot_source == "pooled":
+            return None, None
         from .encoders import check_texts, encode_spans_cached
 
         texts = check_texts(list(texts))
-        rows = encode_spans_cached(self.encoder, texts, ks, progress=progress) if cache else self.encoder.encode_spans(texts, ks, progress=progress)
-        return pad_slots([torch.as_tensor(np.asarray(r), dtype=torch.float32) for r in rows]).to(self.teacher_mean.device)
+        counts = self.detail_counts(texts, ks)
+        rows = encode_spans_cached(self.encoder, texts, counts, progress=progress) if cache else self.encoder.encode_spans(texts, counts, progress=progress)
+        return self._project_detail(rows)
+
+    def _project_detail(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        states, mask = pad_states([torch.as_tensor(np.asarray(r), dtype=torch.float32) for r in rows])
+        dev = self.teacher_mean.device
+        return self.projector(states.to(dev)), mask.to(dev)
 
     @torch.no_grad()
     def read(self, texts, progress: bool = False, cache: bool = True) -> Injection:
@@ -239,11 +275,16 @@ class LLINK(nn.Module):
         self.eval()
         texts = [texts] if isinstance(texts, str) else list(texts)
         ks = self.slot_counts(texts)
-        aligned = self.embed(texts, progress=progress, cache=cache)
-        spans = None
-        if self.config.slot_source == "segments":
-            spans = self.projector(self.span_vectors(texts, ks, progress=progress, cache=cache))
-        slots = self.expand(aligned, spans)
+        if cache or self.config.slot_source == "pooled":
+            aligned = self.embed(texts, progress=progress, cache=cache)
+            detail = self.detail(texts, ks, progress=progress, cache=cache)
+        else:  # uncached (a server): one encoder pass gives the spans and the pooled vector
+            from .encoders import check_texts
+
+            texts = check_texts(texts)
+            rows, pooled = self.encoder.encode_spans(texts, self.detail_counts(texts, ks), progress=progress, with_pooled=True)
+            aligned, detail = self.project(pooled), self._project_detail(rows)
+        slots = self.expand(aligned, *detail)
         self.train(was)
         return Injection(slots, ks, self.hints(texts))
 
@@ -390,13 +431,15 @@ class DirectModel:
             self.attach(decoder)
 
     @staticmethod
-    def save(path: str | Path, decoder, adapter: str, prompt: PromptConfig, lora: dict, run_key: str | None = None) -> Path:
+    def save(path: str | Path, decoder, adapter: str, prompt: PromptConfig, lora: dict, run_key: str | None = None,
+             mixture: dict | None = None) -> Path:
         from safetensors.torch import save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         config = {"stage": "direct", "decoder_id": decoder.id, "hidden_size": decoder.hidden_size, "prompt": prompt.to_dict(),
-                  "lora": lora, "template": decoder.chat_template, "versions": versions(), "format": FORMAT, "run_key": run_key}
+                  "lora": lora, "template": decoder.chat_template, "versions": versions(), "format": FORMAT, "run_key": run_key,
+                  "mixture": mixture}
         state = {f"lora.{k}": v for k, v in decoder.lora_state(adapter).items()}
         atomic_write(path / WEIGHTS, lambda t: save_file(state, t, metadata={"format": "pt", "llink": __version__}))
         atomic_write(path / CONFIG, lambda t: Path(t).write_text(json.dumps(config, indent=2, ensure_ascii=False)))

@@ -10,6 +10,9 @@ Two slot sources (`LLINKConfig.slot_source`):
 - `segments`: the encoder's token states split into K contiguous spans; each span's mean goes
   through the same Stage A projector, then one shared map per slot (plus the pooled vector as
   context). Slot j then carries the j-th part of the text.
+- `resampler`: K learned queries cross-attend over the projected token states (at most
+  `positions` of them: a longer text is read as that many contiguous span means), Perceiver /
+  Q-Former style; each query starts as the pooled vector, so slot 0 carries the Stage A vector.
 K may differ per text (`PromptConfig.k_rule`): slot tensors are padded to the largest K and each
 prompt says how many of them it reads.
 """
@@ -22,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-SOURCES = ("pooled", "segments")
+SOURCES = ("pooled", "segments", "resampler")
 
 
 class SlotExpander(nn.Module):
@@ -79,6 +82,72 @@ class SegmentExpander(nn.Module):
         x = self.gain * self.norm(spans.float())
         slots = self.proj(x) + self.context(self.norm(pooled.float())).unsqueeze(1) + self.slot_bias[:k]
         return F.normalize(slots, dim=-1) * self.log_scale.exp()
+
+
+def _heads(hidden: int) -> int:
+    """Attention heads of ~64 dimensions that divide `hidden` (tiny test models get one)."""
+    h = max(1, hidden // 64)
+    while hidden % h:
+        h -= 1
+    return h
+
+
+class _CrossBlock(nn.Module):
+    """Pre-norm cross-attention + MLP, both residual with their output layers zeroed: a fresh
+    block is the identity, so an untrained resampler gives every slot the pooled vector."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.norm_q, self.norm_kv, self.norm_mlp = (nn.LayerNorm(hidden) for _ in range(3))
+        self.attn = nn.MultiheadAttention(hidden, _heads(hidden), batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, hidden))
+        with torch.no_grad():
+            self.attn.out_proj.weight.zero_()
+            self.attn.out_proj.bias.zero_()
+            self.mlp[2].weight.zero_()
+            self.mlp[2].bias.zero_()
+
+    def forward(self, h: torch.Tensor, states: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        kv = self.norm_kv(states)
+        h = h + self.attn(self.norm_q(h), kv, kv, key_padding_mask=pad, need_weights=False)[0]
+        return h + self.mlp(self.norm_mlp(h))
+
+
+class Resampler(nn.Module):
+    """`resampler`: projected token states [B, N, hidden] (mask [B, N], True where real) and the
+    pooled aligned vector [B, hidden] -> [B, K, hidden]. Query j starts as the pooled vector plus
+    a learned offset (zero for slot 0) and gathers what it needs from the tokens."""
+
+    def __init__(self, hidden: int, k: int, target_norm: float = 1.0, init_noise: float = 0.02, layers: int = 1,
+                 positions: int = 32):
+        super().__init__()
+        self.k, self.hidden, self.positions = k, hidden, positions
+        self.norm = nn.LayerNorm(hidden, elementwise_affine=False)
+        self.gain = nn.Parameter(torch.ones(()))
+        queries = init_noise * torch.randn(k, hidden)
+        queries[0] = 0.0
+        self.queries = nn.Parameter(queries)
+        self.blocks = nn.ModuleList(_CrossBlock(hidden) for _ in range(layers))
+        self.proj = nn.Linear(hidden, hidden)
+        with torch.no_grad():
+            self.proj.weight.copy_(torch.eye(hidden))
+            self.proj.bias.zero_()
+        self.log_scale = nn.Parameter(torch.tensor(float(target_norm)).log())
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        h = (self.gain * self.norm(pooled.float())).unsqueeze(1) + self.queries
+        states = self.norm(states.float())
+        pad = ~mask.to(states.device, torch.bool)
+        for block in self.blocks:
+            h = block(h, states, pad)
+        return F.normalize(self.proj(h), dim=-1) * self.log_scale.exp()
+
+
+def pad_states(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n_i, H] tensors -> ([N, max n, H] zero-padded, mask [N, max n], True where real)."""
+    out = pad_slots(rows)
+    lengths = torch.tensor([r.shape[0] for r in rows])
+    return out, torch.arange(out.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
 
 
 @dataclass
@@ -200,4 +269,16 @@ def fit_segment_expander(expander: SegmentExpander, spans: torch.Tensor, k: list
     expander.proj.bias.copy_(b.float())
     expander.context.weight.zero_()
     expander.slot_bias.zero_()
+    return r2
+
+
+@torch.no_grad()
+def fit_resampler(resampler: Resampler, aligned: torch.Tensor, targets: torch.Tensor, ridge: float = 1.0) -> float:
+    """The closed-form start for `resampler`: its output map fitted from the pooled vector (what
+    every fresh query holds) to the mean embedding of the English sentence (targets [N, H],
+    chunk_targets with k=1). The queries then learn, from the tokens, what differs per slot."""
+    w, b, r2 = _ridge(resampler.norm(aligned.float()), targets, ridge)
+    resampler.gain.fill_(1.0)
+    resampler.proj.weight.copy_(w.T.float())
+    resampler.proj.bias.copy_(b.float())
     return r2

@@ -15,9 +15,12 @@ from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from pathlib import Path
 
 
-def opt(default, doc: str, run_only: bool = False):
-    """A field of an option group: its default, its --help line, and whether it is run-only."""
-    return field(default=default, metadata={"doc": doc, "run_only": run_only})
+def opt(default, doc: str, run_only: bool = False, keyed_when=None):
+    """A field of an option group: its default, its --help line, and whether it is run-only.
+    `keyed_when(cfg)`: the option enters the run key only when this holds (an option that means
+    nothing unless another is set, such as the resampler's depth for a pooled run), so adding it
+    to llink leaves every earlier run's key, and what it may reuse, as it was."""
+    return field(default=default, metadata={"doc": doc, "run_only": run_only, "keyed_when": keyed_when})
 
 
 @dataclass
@@ -25,6 +28,21 @@ class CorpusArgs:
     lang: str = opt("km", "language of the committed corpus (data/en-<lang>).")
     train_data: Path | None = opt(None, "any TSV/JSONL of (source, english) pairs instead of the train split.", run_only=True)
     dev_data: Path | None = opt(None, "any TSV/JSONL of pairs instead of the dev split (dev scores only; never trained on).", run_only=True)
+
+
+@dataclass
+class EnglishArgs:
+    """English-only examples mixed into the parallel pairs (issue 26): the encoder reads the English
+    text itself and the target (Stage A's teacher, Stage B's answer) comes from the same text, so
+    the bridge learns to carry English of every kind, which the multilingual encoder already aligns
+    with the foreign language."""
+
+    english_share: float = opt(0.0, "share of English-only examples in the training set: 0 parallel pairs only; 0 < s < 1 keeps every "
+                                    "parallel pair and adds s/(1-s) English texts per pair; 1 English only, as many texts as there are "
+                                    "parallel pairs. A seeded sample of --english_data; recorded in config.json as `mixture`.",
+                               keyed_when=lambda cfg: cfg.english_share > 0)
+    english_data: Path | None = opt(None, "English texts: a JSONL(.gz) with an `en` field per line, or a .txt(.gz) with one text per "
+                                          "line (default: data/en/english.jsonl.gz from `llink data english`).", run_only=True)
 
 
 @dataclass

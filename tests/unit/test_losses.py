@@ -213,3 +213,20 @@ def test_gather_with_grad_two_process_gloo():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mp.spawn(_gather_worker, args=(2, port), nprocs=2, join=True)
+
+
+def test_the_geometry_loss_is_zero_for_a_rotation_and_grows_with_distortion():
+    from llink.losses import geometry_loss
+
+    torch.manual_seed(0)
+    x = torch.randn(12, 6)
+    rot, _ = torch.linalg.qr(torch.randn(6, 6))
+    # a rotated, scaled and shifted copy keeps every centred cosine
+    assert float(geometry_loss(3.0 * x @ rot + 1.0, x)) < 1e-10
+    pred = (x @ rot).requires_grad_(True)
+    warped = pred * torch.tensor([5.0, 1, 1, 1, 1, 0.1])
+    loss = geometry_loss(warped, x)
+    assert float(loss) > 0.01
+    loss.backward()
+    assert pred.grad.abs().sum() > 0
+    assert float(geometry_loss(x[:1], x[:1])) == 0.0

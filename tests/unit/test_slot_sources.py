@@ -65,7 +65,28 @@ def test_the_slots_only_control_needs_a_hint_model(stage_a, tmp_path, capsys):  
     assert "llink_shuffled_slots needs a model trained with hints" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("over, message", [(dict(slot_source="tokens"), "--slot_source must be one of pooled, segments"),
+def test_the_resampler_trains_saves_and_reads_each_texts_tokens(stage_a, tmp_path):  # noqa: F811
+    from llink.model import LLINK
+
+    out = tmp_path / "r"
+    assert main(slots_args(stage_a, out, slot_source="resampler", k_rule="2,1,6", resampler_positions=5)) == 0
+    log = rows(out)
+    assert sum(r["sft"] for r in log[-4:]) < 0.8 * sum(r["sft"] for r in log[:4])
+    m = LLINK.from_pretrained(out / "llink")
+    assert m.config.slot_source == "resampler" and m.config.expander["layers"] == 1 and m.config.expander["positions"] == 5
+    n = [m.encoder.span_token_count(t) for t in (SHORT, LONG)]
+    ks = m.slot_counts([SHORT, LONG])
+    assert m.detail_counts([SHORT, LONG], ks) == [min(x, 5) for x in n]
+    states, mask = m.detail([SHORT, LONG], ks)
+    assert states.shape[:2] == mask.shape == (2, 5) and mask.sum(1).tolist() == [min(x, 5) for x in n]
+    inj = m.read([SHORT, LONG])
+    assert inj.slots.shape == (2, 6, m.config.hidden_size) and inj.k == ks
+    both = m.generate([SHORT, LONG], max_new_tokens=4)
+    assert both == [m.generate([t], max_new_tokens=4)[0] for t in (SHORT, LONG)]
+
+
+@pytest.mark.parametrize("over, message", [(dict(slot_source="tokens"), "--slot_source must be one of pooled, segments, resampler"),
+                                           (dict(slot_source="resampler", resampler_positions=0), "--resampler_positions must be >= 1"),
                                            (dict(k_rule="4,2"), "--k_rule must be 'ratio,min,max'"),
                                            (dict(k_rule="4,2,8", k=6), "with a K rule, K is the rule's max")])
 def test_bad_slot_settings_are_named(stage_a, tmp_path, capsys, over, message):  # noqa: F811
@@ -127,3 +148,32 @@ def test_the_server_batches_passages_of_different_k(segments):
         assert engine.count_tokens_and_slots(LONG)[1] == len(preps[1].prompt.slot_positions)
     finally:
         engine.close()
+
+
+def test_a_mixed_k_model_reads_at_any_k_up_to_its_max(segments):
+    """with_k: the quality-against-K curve (benchmarks/k_curve.py) reads one model at each K."""
+    from llink.errors import LlinkError
+    from llink.model import LLINK
+
+    m = LLINK.from_pretrained(segments / "llink")
+    own = m.read([SHORT, LONG]).k
+    assert m.with_k(2).read([SHORT, LONG]).k == [2, 2]
+    assert m.with_k(6).read([SHORT, LONG]).slots.shape[1] == 6
+    with pytest.raises(LlinkError, match="expander has 6 slots; choose 1 to 6"):
+        m.with_k(7)
+    assert m.with_k(None).read([SHORT, LONG]).k == own
+
+
+def test_a_served_read_is_one_encoder_pass_and_matches_the_cached_read(segments, monkeypatch):
+    from llink.model import LLINK
+
+    m = LLINK.from_pretrained(segments / "llink")
+    cached = m.read([SHORT, LONG])
+    calls = []
+    for name in ("encode", "encode_spans"):
+        real = getattr(m.encoder, name)
+        monkeypatch.setattr(m.encoder, name, lambda *a, _real=real, _name=name, **kw: calls.append(_name) or _real(*a, **kw))
+    served = m.read([SHORT, LONG], cache=False)
+    assert calls == ["encode_spans"]
+    assert served.k == cached.k and served.hints == cached.hints
+    torch.testing.assert_close(served.slots, cached.slots, atol=1e-4, rtol=1e-4)

@@ -116,3 +116,29 @@ def test_injection_take_moves_slots_k_and_hints_together_or_keeps_own_hints():
     assert own.k == [2, 1, 2] and own.hints == [["1"], ["PDF"], []]
     assert inj.zeroed().slots.abs().sum() == 0 and inj.zeroed().k == inj.k
     assert inj.prompt_kwargs()[1] == {"k": 2, "hints": ["PDF"]}
+
+
+def test_a_fresh_resampler_gives_every_slot_the_pooled_vector_and_ignores_padding():
+    from llink.slots import Resampler, pad_states
+
+    torch.manual_seed(0)
+    r = Resampler(16, 4, target_norm=2.0, positions=6)
+    pooled = torch.randn(2, 16)
+    states, mask = pad_states([torch.randn(3, 16), torch.randn(6, 16)])
+    out = r(states, mask, pooled)
+    assert out.shape == (2, 4, 16)
+    torch.testing.assert_close(out.norm(dim=-1), torch.full((2, 4), 2.0))
+    # zeroed residual outputs: slot 0 is the pooled vector (normalised), the others near it
+    torch.testing.assert_close(out[:, 0], 2.0 * torch.nn.functional.normalize(r.norm(pooled), dim=-1))
+    with torch.no_grad():
+        for p in r.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    out = r(states, mask, pooled)
+    # what sits past a text's own tokens is never read
+    noisy = states.clone()
+    noisy[0, 3:] = 100.0
+    torch.testing.assert_close(r(noisy, mask, pooled), out)
+    # and its tokens are: another token state changes the slots
+    moved = states.clone()
+    moved[0, 1] = torch.randn(16)
+    assert not torch.allclose(r(moved, mask, pooled)[0], out[0])

@@ -181,3 +181,16 @@ def test_bundled_e5_layers_one_span_is_the_pooled_vector_and_windows_add_special
     spans = enc.encode_spans([long], [16], progress=False)[0]
     assert spans.shape == (16, 1152)
     np.testing.assert_allclose(np.linalg.norm(spans.reshape(16, 3, 384), axis=-1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [None, [1, 2]])
+def test_one_read_gives_the_spans_and_the_pooled_rows(bert_dir, layers):
+    """with_pooled: a server reads each text once for both the spans and the pooled vector; they
+    match the two separate readouts to rounding, windows included."""
+    enc = HFEncoder(bert_dir, max_length=8, layers=layers)
+    texts, ks = TEXTS + [LONG], [2, 3, 1, 4, 5]
+    spans, pooled = enc.encode_spans(texts, ks, progress=False, with_pooled=True)
+    assert len(enc.windows([LONG])[0]) > 1
+    np.testing.assert_allclose(pooled, enc.encode(texts, progress=False, repeat_short=False), atol=1e-5)
+    for got, want in zip(spans, enc.encode_spans(texts, ks, progress=False)):
+        np.testing.assert_allclose(got, want, atol=1e-6)

@@ -5,6 +5,9 @@ the Firefox ESR language pack. LibreOffice becomes train/dev, Firefox (a differe
 different translators) becomes test, so test measures transfer rather than memorised phrasing.
 Nothing here is Khmer-specific except the script table. In bookworm few languages have all three
 package families: km and hi (firefox-esr-l10n-hi-in) do; lo, bo have none, my/si/am lack help.
+For those, a pre-flight (llink.data.families) says what exists, the gettext catalogues of other
+desktop packages (llink.data.gettext_sources) add UI strings, and dev/test are held out by whole
+source from what exists (llink.data.source_splits).
 """
 
 from __future__ import annotations
@@ -12,27 +15,27 @@ from __future__ import annotations
 import random
 import re
 import shutil
-import struct
 import subprocess
+import sys
 import zipfile
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
 from tqdm import tqdm
 
+from llink.data import families, sources_note
+from llink.data.families import check_lang, not_in_debian
+from llink.data.gettext_sources import GETTEXT_PACKAGES, catalogue_pairs, licence, read_mo, strip_mnemonics
 from llink.data.io import Pair, normalize, write_pairs
 from llink.data.passages import Passage, choose_passage_files, number_pairs, write_passages
-from llink.data.scripts import LANGUAGE_NAMES, SCRIPT_RANGES, in_script
+from llink.data.scripts import LANGUAGE_NAMES, SCRIPT_RANGES
+from llink.data.source_splits import cap, choose_dev_units, choose_test_projects, sample_eligible, too_little
 from llink.data.splits import HELD_OUT_PAIR_SPLITS
 from llink.errors import LlinkError
 
-# Mozilla names some locales by region too (firefox-esr-l10n-hi-in).
-FIREFOX_LOCALES = {"hi": "hi-in", "pa": "pa-in", "gu": "gu-in", "ne": "ne-np"}
-
-HELP_EN_PACKAGE = "libreoffice-help-en-us"
-FIREFOX_EN_PACKAGE = "firefox-esr"
 SPLITS = ("train", "dev", "test")
+GETTEXT_MODES = ("auto", "yes", "no")
+
 
 # Test items must not be solvable by copying Latin tokens, and must be full phrases
 # (one-word labels make retrieval a coin toss between synonyms).
@@ -41,21 +44,8 @@ _PLACEABLE = re.compile(r"[{%<&]")
 _TEST_MIN_EN_WORDS = 3
 
 
-@dataclass(frozen=True)
-class Packages:
-    help: str
-    help_en: str
-    ui: str
-    firefox: str
-    firefox_en: str
-
-    @classmethod
-    def for_lang(cls, lang: str) -> "Packages":
-        return cls(f"libreoffice-help-{lang}", HELP_EN_PACKAGE, f"libreoffice-l10n-{lang}",
-                   f"firefox-esr-l10n-{FIREFOX_LOCALES.get(lang, lang)}", FIREFOX_EN_PACKAGE)
-
-    def names(self) -> list[str]:
-        return [self.help, self.help_en, self.ui, self.firefox, self.firefox_en]
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def build_corpus(
@@ -66,52 +56,101 @@ def build_corpus(
     test_size: int = 1024,
     dev_min: int = 1000,
     passages_min: int = 320,
+    gettext: str = "auto",
+    train_max: int | None = None,
 ) -> dict:
-    """Download, extract, pair, filter and split; write {train,dev,test,test_numbers}.tsv.gz,
-    test_passages.jsonl.gz and SOURCES.md."""
-    if lang not in SCRIPT_RANGES:
-        raise LlinkError(f"no script range for language {lang!r}; known: "
-                         f"{', '.join(sorted(SCRIPT_RANGES))} (add one to SCRIPT_RANGES in llink/data/scripts.py)")
+    """Pre-flight, download, extract, pair, filter and split; write {train,dev,test}.tsv.gz,
+    (with LibreOffice help) test_numbers.tsv.gz and test_passages.jsonl.gz, and SOURCES.md.
+
+    gettext: "auto" adds the gettext catalogues of GETTEXT_PACKAGES only when a family is missing
+    (a language with all three keeps the recipe of the committed km corpus); "yes", "no".
+    train_max: cap train at a seeded sample of this many pairs (None: no cap)."""
+    check_lang(lang, SCRIPT_RANGES)
+    if gettext not in GETTEXT_MODES:
+        raise LlinkError(f"--gettext {gettext!r}: expected one of {', '.join(GETTEXT_MODES)}")
     out_dir = Path(out_dir) if out_dir is not None else Path("data") / f"en-{lang}"
     work_dir = Path(work_dir) if work_dir is not None else Path(".work") / "debian"
-    pkgs = Packages.for_lang(lang)
-    roots, versions = fetch_packages(pkgs.names(), work_dir)
-
+    avail = families.preflight(lang, extra=list(GETTEXT_PACKAGES))
+    _say(avail.summary())
     keep = _translation_filter(lang)
-    help_files = {f: [p for p in ps if keep(p)]
-                  for f, ps in help_pairs(roots[pkgs.help], roots[pkgs.help_en]).items()}
-    ui = [p for p in ui_pairs(roots[pkgs.ui]) if keep(p)]
-    firefox = [p for p in firefox_pairs(roots[pkgs.firefox], roots[pkgs.firefox_en]) if keep(p)]
+
+    catalogues: dict[str, list[Pair]] = {}
+    gettext_meta: dict[str, dict] = {}
+    if gettext == "yes" or (gettext == "auto" and not avail.complete):
+        names = [n for n in GETTEXT_PACKAGES if n in avail.versions]
+        g_roots, g_versions = fetch_packages(names, work_dir, avail.versions) if names else ({}, {})
+        for name in names:
+            pairs = [p for p in catalogue_pairs(g_roots[name], name, lang) if keep(p)]
+            if pairs:
+                catalogues[name] = pairs
+                gettext_meta[name] = {"version": g_versions[name], "project": GETTEXT_PACKAGES[name],
+                                      "licence": licence(g_roots[name], name), "pairs": len(pairs)}
+        _say(f"{lang}: gettext catalogues with {lang} strings in {len(catalogues)} of {len(names)} "
+             f"packages searched: {', '.join(catalogues) or 'none'}")
+    elif not avail.found:
+        raise not_in_debian(lang, None)
+    if not avail.found and not catalogues:
+        raise not_in_debian(lang, len(GETTEXT_PACKAGES))
+
+    pkgs = avail.packages
+    roots, versions = fetch_packages([n for fam in avail.found for n in pkgs.family(fam)], work_dir,
+                                     avail.versions)
+    help_files = {}
+    if "help" in avail.found:
+        help_files = {f: [p for p in ps if keep(p)]
+                      for f, ps in help_pairs(roots[pkgs.help], roots[pkgs.help_en]).items()}
+    ui = [p for p in ui_pairs(roots[pkgs.ui]) if keep(p)] if "ui" in avail.found else []
+    firefox = []
+    if "firefox" in avail.found:
+        firefox = [p for p in firefox_pairs(roots[pkgs.firefox], roots[pkgs.firefox_en]) if keep(p)]
 
     splits, passages = split_corpus(help_files, ui, firefox, seed=seed, test_size=test_size, dev_min=dev_min,
-                                    passages_min=passages_min)
-    for name in SPLITS + HELD_OUT_PAIR_SPLITS:
+                                    passages_min=passages_min, gettext=catalogues, lang=lang,
+                                    train_max=train_max)
+    names = SPLITS + (HELD_OUT_PAIR_SPLITS if help_files else ())
+    for name in names:
         write_pairs(out_dir / f"{name}.tsv.gz", splits[name], lang=lang)
-    write_passages(out_dir / "test_passages.jsonl.gz", passages, lang=lang)
+    if help_files:
+        write_passages(out_dir / "test_passages.jsonl.gz", passages, lang=lang)
+    else:  # files of an earlier build would no longer match these splits
+        for stale in ("test_passages.jsonl.gz", *(f"{s}.tsv.gz" for s in HELD_OUT_PAIR_SPLITS)):
+            (out_dir / stale).unlink(missing_ok=True)
     stats = {
         "lang": lang, "seed": seed, "packages": versions,
         "candidates": {"help": sum(map(len, help_files.values())), "ui": len(ui),
                        "firefox": len(firefox)},
-        "splits": {name: _counts(splits[name]) for name in SPLITS + HELD_OUT_PAIR_SPLITS},
+        "splits": {name: _counts(splits[name]) for name in names},
         "test_passages": _passage_counts(passages),
         "test_numbers_files": len({p.source.split("#")[0] for p in splits["test_numbers"]}),
     }
+    if gettext != "auto":
+        stats["gettext_mode"] = gettext
+    if train_max:
+        stats["train_max"] = train_max
+    if not avail.complete or catalogues:
+        stats |= {"families": {"found": avail.found, "missing": avail.missing},
+                  "gettext": gettext_meta,
+                  "held_out": {k: splits[k] for k in ("test_projects", "dev_catalogues")}}
+        stats["candidates"]["gettext"] = sum(map(len, catalogues.values()))
     (out_dir / "SOURCES.md").write_text(sources_md(stats, test_size, dev_min, passages_min), encoding="utf-8")
+    _say(f"{lang}: " + ", ".join(f"{n} {stats['splits'][n]['pairs']:,}" for n in names) + f" -> {out_dir}")
     return stats
 
 
 # --- packages ---------------------------------------------------------------------------------
 
 
-def fetch_packages(names: list[str], work_dir: Path) -> tuple[dict[str, Path], dict[str, str]]:
-    """`apt-get download` + `dpkg-deb -x` each package; return extraction roots and versions."""
+def fetch_packages(names: list[str], work_dir: Path,
+                   expected: dict[str, str] | None = None) -> tuple[dict[str, Path], dict[str, str]]:
+    """`apt-get download` + `dpkg-deb -x` each package; return extraction roots and versions.
+    A .deb already downloaded is reused when its version is the one apt-cache expects."""
     for tool in ("apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:
             raise LlinkError(f"`{tool}` not found: building the corpus needs a Debian/Ubuntu "
                              "system with apt (the committed data/ files need no rebuild)")
     roots, versions = {}, {}
     for name in tqdm(names, desc="packages", unit="pkg", disable=None):
-        deb = _download(name, work_dir / "debs" / name)
+        deb = _download(name, work_dir / "debs" / name, (expected or {}).get(name))
         versions[name] = _run(["dpkg-deb", "-f", str(deb), "Version"], name).strip()
         root = work_dir / "root" / name
         shutil.rmtree(root, ignore_errors=True)
@@ -121,7 +160,10 @@ def fetch_packages(names: list[str], work_dir: Path) -> tuple[dict[str, Path], d
     return roots, versions
 
 
-def _download(name: str, dest: Path) -> Path:
+def _download(name: str, dest: Path, version: str | None = None) -> Path:
+    debs = sorted(dest.glob("*.deb"))
+    if version and len(debs) == 1 and _run(["dpkg-deb", "-f", str(debs[0]), "Version"], name).strip() == version:
+        return debs[0]  # firefox-esr (80 MB) serves every language
     # One folder per package, emptied first, so the .deb found is the one just downloaded.
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
@@ -136,10 +178,12 @@ def _run(cmd: list[str], name: str, cwd: Path | None = None) -> str:
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if res.returncode != 0:
         err = (res.stderr or res.stdout).strip().splitlines()[-3:]
+        # Only packages apt-cache lists get here (families.preflight), so a failure is the mirror
+        # or stale lists, not a package Debian lacks.
         raise LlinkError(
             f"`{' '.join(cmd)}` failed for package {name}: {' / '.join(err)}. "
-            f"Is it available? Try `apt-get update` and `apt-cache policy {name}` "
-            "(Debian bookworm with main + security sources)."
+            "apt-cache lists it: check the network, and refresh stale package lists with "
+            "`apt-get update` (Debian bookworm with main + security sources)."
         )
     return res.stdout
 
@@ -148,8 +192,11 @@ def _run(cmd: list[str], name: str, cwd: Path | None = None) -> str:
 
 
 def _translation_filter(lang: str):
+    ranges = SCRIPT_RANGES[lang]
+
     def keep(p: Pair) -> bool:
-        return bool(p.src and p.en) and p.src != p.en and in_script(p.src, lang)
+        in_script = any(lo <= ord(ch) <= hi for ch in p.src for lo, hi in ranges)
+        return bool(p.src and p.en) and p.src != p.en and in_script
 
     return keep
 
@@ -171,44 +218,66 @@ def split_corpus(
     dev_min: int = 1000,
     passages_min: int = 320,
     passages_per_file: int = 4,
-) -> tuple[dict[str, list[Pair]], list[Passage]]:
+    gettext: dict[str, list[Pair]] | None = None,
+    lang: str = "km",
+    train_max: int | None = None,
+) -> tuple[dict[str, list], list[Passage]]:
     """test from Firefox, dev = whole help files, test_passages = other whole help files,
     test_numbers = the sentence pairs of those files that share a number between their sides,
-    train = the rest of LibreOffice, with every held-out string removed from it."""
-    test = sample_test(firefox, test_size, seed)
-    in_test = _strings(test)
-    dev_files = choose_dev_files(help_files, in_test, dev_min, seed)
-    dev = _dedup(p for f in dev_files for p in help_files[f] if _clean(p, in_test))
-    held_out = in_test | _strings(dev)
-    by_file = choose_passage_files(help_files, set(dev_files), held_out, passages_min, passages_per_file, seed)
+    train = the rest of LibreOffice, with every held-out string removed from it.
+
+    `gettext` (package -> pairs) joins train; without Firefox, test is sampled from whole gettext
+    projects instead, and without help, dev is whole catalogues: gettext packages and LibreOffice
+    UI .mo files (no passages, no numbers then). The result also names them: "test_projects"
+    (packages) and "dev_catalogues" (packages, or `ui:<name>.mo`)."""
+    gettext = gettext or {}
+    test_units: list[str] = []
+    if firefox or not gettext:
+        test = sample_test(firefox, test_size, seed, lang)
+    else:
+        test, test_units = choose_test_projects(gettext, test_size, seed, is_test_eligible, lang)
+    in_test = _strings(test) | _strings([p for pkg in test_units for p in gettext[pkg]])
+    dev_files: list[str] = []
+    dev_units: list[str] = []
+    if help_files or not gettext:
+        dev_files = choose_dev_files(help_files, in_test, dev_min, seed, lang)
+        dev = _dedup(p for f in dev_files for p in help_files[f] if _clean(p, in_test))
+        held_out = in_test | _strings(dev)
+    else:  # whole catalogues: gettext packages outside test, and LibreOffice's UI .mo files
+        units = {pkg: ps for pkg, ps in gettext.items() if pkg not in test_units}
+        for p in ui:
+            units.setdefault(p.source, []).append(p)
+        dev_units = choose_dev_units(units, in_test, dev_min, seed, lang)
+        dev = _dedup(p for u in dev_units for p in units[u] if _clean(p, in_test))
+        held_out = in_test | _strings([p for u in dev_units for p in units[u]])  # whole catalogues
+    by_file: dict[str, list[Passage]] = {}
+    if help_files:
+        by_file = choose_passage_files(help_files, set(dev_files), held_out, passages_min, passages_per_file, seed)
     passages = [q for f in sorted(by_file) for q in by_file[f]]
     test_numbers = number_pairs({f: help_files[f] for f in by_file}, held_out)  # before the files join held_out
     held_out |= _strings([p for f in by_file for p in help_files[f]])  # the whole file, not only its passages
     train_files = sorted(set(help_files) - set(dev_files) - set(by_file))
     rest = [p for f in train_files for p in help_files[f]]
-    train = _dedup(p for p in rest + ui if _clean(p, held_out))
-    return {"train": train, "dev": dev, "test": test, "test_numbers": test_numbers}, passages
+    rest += [p for p in ui if p.source not in dev_units]
+    rest += [p for pkg in gettext if pkg not in test_units + dev_units for p in gettext[pkg]]
+    train = cap(_dedup(p for p in rest if _clean(p, held_out)), train_max, seed)
+    if not train:
+        raise LlinkError(f"{lang}: nothing left for train once dev and test are held out; "
+                         "lower --test_size or --dev_min")
+    return {"train": train, "dev": dev, "test": test, "test_numbers": test_numbers,
+            "test_projects": test_units, "dev_catalogues": dev_units}, passages
 
 
-def sample_test(firefox: list[Pair], size: int, seed: int) -> list[Pair]:
-    # Sorted first so the sample depends on the seed only, not on archive member order.
-    pool = sorted((p for p in firefox if is_test_eligible(p)),
-                  key=lambda p: (p.source, p.src, p.en))
-    random.Random(seed).shuffle(pool)
-    test, seen = [], set()
-    for p in pool:
-        if p.src in seen or p.en in seen:
-            continue
-        seen.update((p.src, p.en))
-        test.append(p)
-        if len(test) == size:
-            return test
-    raise LlinkError(f"only {len(test)} Firefox pairs pass the test filters (need {size}); "
-                     "lower test_size for this language")
+def sample_test(firefox: list[Pair], size: int, seed: int, lang: str = "km") -> list[Pair]:
+    test = sample_eligible(firefox, size, seed, is_test_eligible)
+    if len(test) < size:
+        raise too_little(lang, "test", f"only {len(test)} Firefox pairs pass the test filters "
+                         f"(need {size})", "test_size", size)
+    return test
 
 
 def choose_dev_files(help_files: dict[str, list[Pair]], banned: set[str], dev_min: int,
-                     seed: int) -> list[str]:
+                     seed: int, lang: str = "km") -> list[str]:
     files = sorted(help_files)
     random.Random(seed).shuffle(files)
     chosen, seen = [], set()
@@ -220,7 +289,8 @@ def choose_dev_files(help_files: dict[str, list[Pair]], banned: set[str], dev_mi
             chosen.append(f)
             seen |= fresh
     if len(seen) < dev_min:
-        raise LlinkError(f"only {len(seen)} help pairs available for dev (need {dev_min})")
+        raise too_little(lang, "dev", f"only {len(seen)} help pairs available (need {dev_min})",
+                         "dev_min", dev_min)
     return chosen
 
 
@@ -352,35 +422,6 @@ def help_pairs(src_root: Path, en_root: Path) -> dict[str, list[Pair]]:
 
 
 # --- LibreOffice UI catalogues ----------------------------------------------------------------
-
-
-def read_mo(path: Path) -> list[tuple[str, str]]:
-    """(msgid, msgstr) from a GNU .mo file; msgid keeps its `context\\x04` prefix."""
-    data = path.read_bytes()
-    magic = struct.unpack("<I", data[:4])[0]
-    endian = "<" if magic == 0x950412DE else ">"
-    _, _, n, ids_at, strs_at = struct.unpack(endian + "5I", data[:20])
-
-    def string(table: int, i: int) -> str:
-        length, offset = struct.unpack(endian + "2I", data[table + 8 * i: table + 8 * i + 8])
-        return data[offset: offset + length].decode("utf-8", errors="replace")
-
-    return [(string(ids_at, i), string(strs_at, i)) for i in range(n)]
-
-
-# "~" marks LibreOffice mnemonics, "_" those of .ui dialogs; translators often append them as
-# "(~F)". Removed so the pair is plain text, as a user would read it.
-_MNEMONIC_SUFFIX = re.compile(r"\s*\([~_][^\W_]\)")
-_TILDE = re.compile(r"~(?=[^\W_])")
-_UNDERSCORE = re.compile(r"(?<![\w])_(?=[^\W_])|(?<=[^\W_])_(?=[^\W_])")
-
-
-def strip_mnemonics(text: str, dialog: bool) -> str:
-    text = _TILDE.sub("", _MNEMONIC_SUFFIX.sub("", text))
-    # Only a lone "_" in a dialog string is a mnemonic; identifiers like a_b_c are left alone.
-    if dialog and text.count("_") == 1:
-        text = _UNDERSCORE.sub("", text)
-    return text
 
 
 def ui_pairs(ui_root: Path) -> list[Pair]:
@@ -515,90 +556,5 @@ def _langpack_locale(pack: zipfile.ZipFile) -> str:
 
 
 def sources_md(stats: dict, test_size: int, dev_min: int, passages_min: int = 320) -> str:
-    lang, pk = stats["lang"], stats["packages"]
-    language = LANGUAGE_NAMES.get(lang, lang)
-    rows = "\n".join(f"| `{n}` | `{v}` |" for n, v in pk.items())
-    counts = "\n".join(
-        f"| {s} | {c['pairs']:,} | {', '.join(f'{k} {v:,}' for k, v in c['sources'].items())} |"
-        for s, c in stats["splits"].items()
-    )
-    cand = stats["candidates"]
-    tp = stats["test_passages"]
-    tn_count = stats["splits"].get("test_numbers", {}).get("pairs", 0)
-    tn_files = stats.get("test_numbers_files", 0)
-    return f"""# English–{language} (`{lang}`) corpus: sources and licence
-
-Derived from these Debian bookworm (main + security) binary packages, fetched with
-`apt-get download`:
-
-| package | version |
-|---|---|
-{rows}
-
-## Licence and attribution
-
-The text is from LibreOffice (help and user interface, © The Document Foundation and
-contributors) and Firefox ESR (© Mozilla Foundation and contributors), including the work of
-the volunteer {language} translators of both projects. It is distributed under the
-**Mozilla Public License 2.0** (https://mozilla.org/MPL/2.0/); these files are a derived,
-filtered extract and remain under MPL-2.0.
-
-## How the pairs were made
-
-- **help**: `libreoffice-help-{lang}` vs `libreoffice-help-en-us`: paragraphs and headings paired
-  by file path and element id; HTML markup removed; only the default variant of OS/application
-  switches kept.
-- **ui**: `libreoffice-l10n-{lang}` `.mo` catalogues (msgid is `context\\x04English`); mnemonic
-  markers (`~`, a lone `_` in dialog strings, `(~X)`) removed.
-- **firefox**: `firefox-esr-l10n-{lang}` language pack vs the en-US resources in `firefox-esr`'s
-  `omni.ja` and `browser/omni.ja`: Fluent `.ftl` messages/attributes and `.properties` keys
-  paired by resource path and key.
-- Normalisation (both sides): Unicode NFC, U+200B and U+FEFF removed, whitespace collapsed,
-  stripped. Pairs dropped when empty, when the {lang} side equals the English, or when it has no
-  character of the {lang} script (untranslated fall-backs). Exact (text, English) duplicates
-  removed. Candidates after filtering, before de-duplication: help {cand['help']:,},
-  ui {cand['ui']:,}, firefox {cand['firefox']:,}.
-
-## Splits (seed {stats['seed']})
-
-- **test**: exactly {test_size:,} Firefox pairs, seeded sample, whose {lang} side has no Latin
-  letter or ASCII digit, whose English has at least 3 words, with no `{{`, `%`, `<`, `&` on
-  either side; every English and every {lang} string unique within test.
-- **dev**: whole help files, chosen by a seeded shuffle until at least {dev_min:,} pairs; pairs
-  whose English or {lang} text occurs in test removed.
-- **test_passages** (comprehension): whole help files, not in dev, chosen by a seeded shuffle
-  (a stream of its own, so dev is unchanged) among files that give at least 4 passages, until at
-  least {passages_min:,} passages. A passage is a run of consecutive paragraphs of one file (never
-  across a heading, paragraphs of 3+ English words) holding 2-6 English sentences and
-  150-900 characters of {lang}; a paragraph that occurs in dev or test breaks a run.
-  {tp['passages']:,} passages from {tp['files']} files (median {tp['src_chars_median']} {lang}
-  characters); by program: {', '.join(f'{k} {v}' for k, v in tp['modules'].items())}.
-- **test_numbers** (numbers kept, issue 25): the sentence pairs of the test_passages files (all
-  their paragraphs and headings, not only those inside passages) whose {lang} side, digits of any
-  script mapped to ASCII, and English share at least one number (`\\d+(?:[.,]\\d+)?`); pairs whose
-  English or {lang} text occurs in dev or test removed; every {lang} and every English string once.
-  It measures whether a model keeps the numbers of what it reads (a count, a version, a date, a
-  formula's arguments): a test of detail, held out like test, its scores reported and never used
-  to choose a model, checkpoint or setting. {tn_count:,} pairs from {tn_files} of the {tp['files']}
-  files.
-- **train**: all other help files plus the UI catalogues; pairs whose English or {lang} text
-  occurs anywhere in the dev, test or test_passages files removed.
-
-| split | pairs | by source |
-|---|---|---|
-{counts}
-
-Columns of each `.tsv.gz` (test_numbers too): `{lang}`, `en`, `source` (provenance:
-`help:<file>.xhp#<id>`, `ui:<catalogue>.mo`, `firefox:<resource>#<key>`).
-`test_passages.jsonl.gz` has the same three fields (`source` is
-`help:<file>.xhp#<first id>..<last id>`) plus `file`, `title` (the file's first heading), `module`
-(the program) and `sentences` (English sentences); every pairs reader reads it, and the part of
-`source` before `#` groups passages by document.
-
-## Rebuild
-
-    llink data build --lang {lang}
-
-Needs a Debian bookworm system with apt; the archive's versions move with security updates, so a
-rebuild later may differ slightly from the committed files.
-"""
+    language = LANGUAGE_NAMES.get(stats["lang"], stats["lang"])
+    return sources_note.sources_md(stats, test_size, dev_min, passages_min, language)

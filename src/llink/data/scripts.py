@@ -16,10 +16,13 @@ SCRIPT_RANGES: dict[str, list[tuple[int, int]]] = {
     "am": [(0x1200, 0x137F), (0x1380, 0x139F), (0x2D80, 0x2DDF), (0xAB00, 0xAB2F)],  # Ethiopic
     "dz": [(0x0F00, 0x0FFF)],  # Dzongkha, Tibetan script
     "hi": [(0x0900, 0x097F), (0xA8E0, 0xA8FF)],  # Devanagari + Extended
+    "ka": [(0x10A0, 0x10FF), (0x1C90, 0x1CBF), (0x2D00, 0x2D2F)],  # Georgian, Mtavruli, Nuskhuri
+    "ta": [(0x0B80, 0x0BFF), (0x11FC0, 0x11FFF)],  # Tamil + Supplement
+    "th": [(0x0E00, 0x0E7F)],  # Thai
 }
 
 LANGUAGE_NAMES = {"km": "Khmer", "lo": "Lao", "my": "Burmese", "si": "Sinhala", "bo": "Tibetan",
-                  "am": "Amharic", "dz": "Dzongkha", "hi": "Hindi"}
+                  "am": "Amharic", "dz": "Dzongkha", "hi": "Hindi", "ka": "Georgian", "ta": "Tamil", "th": "Thai"}
 
 
 def in_script(text: str, lang: str) -> bool:

@@ -15,7 +15,10 @@ PASSAGE_SPLITS = ("test_passages",)
 # Sentence pairs of those same held-out files whose two sides share a number (issue 25, a test of
 # detail): reported like test, never used to choose.
 HELD_OUT_PAIR_SPLITS = ("test_numbers",)
-_FILES = {**{s: f"{s}.tsv.gz" for s in SPLITS + HELD_OUT_PAIR_SPLITS},
+# Out-of-domain pairs (issue 26, llink.data.ood): not software text, never trained on; written by
+# `llink data ood`, not `llink data build`.
+OOD_SPLITS = ("ood_dev", "ood_test")
+_FILES = {**{s: f"{s}.tsv.gz" for s in SPLITS + HELD_OUT_PAIR_SPLITS + OOD_SPLITS},
           **{s: f"{s}.jsonl.gz" for s in PASSAGE_SPLITS}}
 
 
@@ -49,8 +52,9 @@ def split_path(split: str, lang: str = "km", data_dir: str | Path | None = None)
 def load_split(split: str, lang: str = "km", data_dir: str | Path | None = None) -> list[Pair]:
     path = split_path(split, lang, data_dir)
     if not path.is_file():
+        build = "llink data ood" if split in OOD_SPLITS else f"llink data build --lang {lang}"
         raise LlinkError(
-            f"missing {path}: run `llink data build --lang {lang}` "
+            f"missing {path}: run `{build}` "
             "(or set LLINK_DATA_DIR to the folder that holds en-<lang>/)"
         )
     return read_pairs(path, lang=lang)

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 from llink.alignment import StageASettings
+from llink.data.mixture import mix
 from llink.data.sampling import subsample
 from llink.errors import LlinkError
 
-from ..args import CorpusArgs, RunArgs, command, opt
+from ..args import CorpusArgs, EnglishArgs, RunArgs, command, opt
 from .common import (
     artifact_is_current,
     TrainClock,
@@ -81,6 +82,7 @@ class AlignRecipe:
         train = load_pairs("train", cfg.lang, cfg.train_data)
         dev = load_pairs("dev", cfg.lang, cfg.dev_data)
         train, dev = subsample(train, cfg.max_train, cfg.seed), subsample(dev, cfg.max_dev, cfg.seed)
+        train, self.mixture = mix(train, cfg.english_share, cfg.seed, cfg.english_data)
         # dev is scored, never trained on: it is not part of the key
         self.inputs = {"train": content_key([(p.src, p.en) for p in train])}
         models = {"encoder": self.encoder.id, "encoder_layers": getattr(self.encoder, "layers", None), "decoder": self.decoder.id,
@@ -103,7 +105,7 @@ class AlignRecipe:
 
         mcfg = LLINKConfig.for_models(
             cfg.encoder, self.encoder, cfg.decoder, self.decoder, teacher=self.spec.to_dict(), prompt=self.builder.cfg.to_dict(),
-            projector={"hidden_mult": cfg.hidden_mult, "dropout": cfg.dropout}, run_key=self.key,
+            projector={"hidden_mult": cfg.hidden_mult, "dropout": cfg.dropout}, run_key=self.key, mixture={"stage_a": self.mixture},
         )
         self.model = LLINK(mcfg)
         self.model.set_teacher_stats(stats)
@@ -195,7 +197,7 @@ class AlignRecipe:
             for group in self.opt.param_groups:
                 group["lr"] = lr_at(self.step, self.total_steps, cfg.lr, cfg.lr_min, cfg.warmup_steps)
             tau = temperature_at(self.step, self.total_steps, cfg.temperature_start, cfg.temperature_end)
-            loss, loss_nce = stage_a_loss(self.projector(x), y, g, self.queue, tau, cfg)
+            loss, loss_nce = stage_a_loss(self.projector(x), y, g, self.queue, tau, cfg, x=x)
             self.opt.zero_grad(set_to_none=True)
             acc.backward(loss)
             acc.clip_grad_norm_(self.projector.parameters(), cfg.clip)
@@ -252,6 +254,9 @@ class AlignArgs:
     hard_negatives: int = opt(StageASettings.hard_negatives, "per-query top-k queue negatives kept in the loss.")
     direction_weight: float = opt(StageASettings.direction_weight, "weight of the (1 - cosine) penalty.")
     log_norm_weight: float = opt(StageASettings.log_norm_weight, "weight of the log-norm penalty.")
+    geometry_weight: float = opt(StageASettings.geometry_weight, "weight of the geometry penalty: the batch's (centred) cosine "
+                                 "similarities after the projector kept close to the encoder's, so neighbourhoods the encoder "
+                                 "knows out of the training domain survive (0: off).", keyed_when=lambda cfg: cfg.geometry_weight > 0)
     hidden_mult: int = opt(4, "projector hidden width as a multiple of the encoder dimension.")
     dropout: float = opt(0.1, "projector dropout.")
     k: int = opt(8, "slots the artifact's prompt will reserve (saved for Stage B).")
@@ -267,11 +272,11 @@ def _run_align(cfg) -> None:
     art = recipe.save()
     if recipe.acc.is_main_process:
         summary = {"artifact": str(art), "run_key": recipe.key, "steps": recipe.total_steps, "resumed_from_step": recipe.resumed_from_step,
-                   "train_pairs": len(recipe.train_t.x), "cache_seconds": round(recipe.cache_seconds, 1), "train_seconds": round(recipe.train_seconds, 3), **final}
+                   "train_pairs": len(recipe.train_t.x), "mixture": recipe.mixture, "cache_seconds": round(recipe.cache_seconds, 1), "train_seconds": round(recipe.train_seconds, 3), **final}
         (Path(cfg.out) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
 
 
 align, AlignConfig = command(
     "align", _run_align, "Stage A: train the contrastive projector (encoder vector -> decoder teacher space).",
-    AlignArgs, CorpusArgs, RunArgs)
+    AlignArgs, CorpusArgs, EnglishArgs, RunArgs)

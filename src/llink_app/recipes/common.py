@@ -16,7 +16,8 @@ from llink.errors import LlinkError
 def settings_of(cfg) -> dict:
     """The settings that change what a run computes (JSON-ready): the run key's `settings`. An
     option's own metadata says whether it is run-only (llink_app.args.opt)."""
-    keep = {f.name for f in fields(cfg) if not f.metadata.get("run_only")}
+    keep = {f.name for f in fields(cfg) if not f.metadata.get("run_only")
+            and (f.metadata.get("keyed_when") is None or f.metadata["keyed_when"](cfg))}
     return {k: v for k, v in json.loads(json.dumps(asdict(cfg), default=str)).items() if k in keep}
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from ..args import CorpusArgs, EvalArgs, ExamplesArgs, LoRAArgs, MemoryArgs, RunArgs, TrainArgs, command, opt
+from ..args import CorpusArgs, EnglishArgs, EvalArgs, ExamplesArgs, LoRAArgs, MemoryArgs, RunArgs, TrainArgs, command, opt
 from .lora import LoRARecipe, lora_config
 
 
@@ -44,7 +44,7 @@ class DirectRecipe(LoRARecipe):
     def write_artifact(self, path: Path) -> None:
         from llink.model import DirectModel
 
-        DirectModel.save(path, self.decoder, self.adapter, self.builder.cfg, lora_config(self.cfg), run_key=self.key)
+        DirectModel.save(path, self.decoder, self.adapter, self.builder.cfg, lora_config(self.cfg), run_key=self.key, mixture=self.mixture)
 
 
 @dataclass
@@ -57,4 +57,4 @@ class DirectArgs:
 finetune_direct, DirectConfig = command(
     "finetune-direct", lambda cfg: DirectRecipe(cfg).run(),
     "Direct-finetune baseline: the same LoRA budget and examples as Stage B, raw foreign text in the prompt.",
-    DirectArgs, CorpusArgs, ExamplesArgs, EvalArgs, TrainArgs, LoRAArgs, MemoryArgs, RunArgs)
+    DirectArgs, CorpusArgs, EnglishArgs, ExamplesArgs, EvalArgs, TrainArgs, LoRAArgs, MemoryArgs, RunArgs)

@@ -152,6 +152,7 @@ class LoRARecipe:
         from accelerate import Accelerator
 
         from llink.data import load_pairs
+        from llink.data.mixture import mix
         from llink.data.synth import LocalGenerator, eligible, read_examples, synthesize
         from llink.lineage import content_key, run_key
         from llink.precision import resolve_precision
@@ -163,12 +164,16 @@ class LoRARecipe:
         show = cfg.progress and self.acc.is_main_process
         t0 = time.time()
         self.load_models(encoder, decoder)
+        self.mixture = None
         if cfg.data is not None:
+            if cfg.english_share > 0:
+                raise LlinkError("--english_share mixes English texts into the train pairs before the examples are made; with --data "
+                                 "the examples are made already: drop --data (they are synthesised and cached here) or --english_share")
             data = Path(cfg.data)
             self.examples = read_examples(data / "train.jsonl" if data.is_dir() else data)
         else:
             gen = LocalGenerator(self.decoder, max_new_tokens=cfg.synth_max_new_tokens)
-            pairs = load_pairs("train", cfg.lang, cfg.train_data)
+            pairs, self.mixture = mix(load_pairs("train", cfg.lang, cfg.train_data), cfg.english_share, cfg.seed, cfg.english_data)
             self.examples = synthesize(pairs, gen, cfg.tasks.split(","), per_task=cfg.per_task, max_translate=cfg.max_translate,
                                        seed=cfg.seed, progress=show)
         dev_pairs = eligible(load_pairs("dev", cfg.lang, cfg.dev_data))

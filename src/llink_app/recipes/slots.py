@@ -9,7 +9,7 @@ from pathlib import Path
 
 from llink.errors import LlinkError
 
-from ..args import CorpusArgs, EvalArgs, ExamplesArgs, LoRAArgs, MemoryArgs, RunArgs, TrainArgs, command, opt
+from ..args import CorpusArgs, EnglishArgs, EvalArgs, ExamplesArgs, LoRAArgs, MemoryArgs, RunArgs, TrainArgs, command, opt
 from .lora import LoRARecipe, lora_config
 
 
@@ -46,7 +46,12 @@ class SlotsRecipe(LoRARecipe):
         if rule and cfg.k is not None and cfg.k != rule["max"]:
             raise LlinkError(f"--k {cfg.k} and --k_rule {cfg.k_rule}: with a K rule, K is the rule's max; drop --k")
         prompt = PromptConfig(**{**a.config.prompt, "k": k, "k_rule": rule, "hints": cfg.hints}).to_dict()
-        config = replace(a.config, stage="B", expander={"target_norm": median_embedding_norm(dec.embeddings)}, lora=lora_config(cfg),
+        if cfg.resampler_layers < 1 or cfg.resampler_positions < 1:
+            raise LlinkError(f"--resampler_layers and --resampler_positions must be >= 1, got {cfg.resampler_layers} and {cfg.resampler_positions}")
+        expander = {"target_norm": median_embedding_norm(dec.embeddings)}
+        if cfg.slot_source == "resampler":
+            expander.update(layers=cfg.resampler_layers, positions=cfg.resampler_positions)
+        config = replace(a.config, stage="B", expander=expander, lora=lora_config(cfg),
                          prompt=prompt, slot_source=cfg.slot_source)
         model = LLINK(config)
         model.load_state_dict(a.state_dict(), strict=False)  # projector + teacher statistics
@@ -70,7 +75,7 @@ class SlotsRecipe(LoRARecipe):
 
         from llink.data.sampling import duplicate_groups
         from llink.encoders import encode_cached
-        from llink.slots import chunk_targets, fit_expander, fit_segment_expander, pad_slots
+        from llink.slots import chunk_targets, fit_expander, fit_resampler, fit_segment_expander, pad_states
         from llink.teacher import cached_states, normalise
 
         cfg, m = self.cfg, self.model
@@ -78,10 +83,12 @@ class SlotsRecipe(LoRARecipe):
         self.train_x = torch.from_numpy(encode_cached(m.encoder, srcs, progress=show))
         self.dev_x = torch.from_numpy(encode_cached(m.encoder, [s for s, _, _ in self.dev], progress=show))
         self.train_k = [kw["k"] for kw in self.train_kw]
-        if m.config.slot_source == "segments":
-            # per text [k_i, D], padded per batch (a padded [N, K_max, D] copy would be GBs)
-            self.train_spans = span_rows(m, srcs, self.train_k, show)
-            self.dev_spans = pad_slots(span_rows(m, [s for s, _, _ in self.dev], [kw["k"] for kw in self.dev_kw], show))
+        if m.config.slot_source != "pooled":
+            # per text [k_i or n_i, D] (spans or token states), padded per batch (a padded
+            # [N, rows, D] copy would be GBs)
+            self.train_spans = span_rows(m, srcs, m.detail_counts(srcs, self.train_k), show)
+            dev_srcs = [s for s, _, _ in self.dev]
+            self.dev_spans = pad_states(span_rows(m, dev_srcs, m.detail_counts(dev_srcs, [kw["k"] for kw in self.dev_kw]), show))
         spec = m.config.teacher_spec
         en = [e.en for e in self.examples]
         raw = cached_states(m.decoder, m.builder, en, [spec.layer], [spec.pooling], progress=show)[(spec.layer, spec.pooling)]
@@ -101,6 +108,10 @@ class SlotsRecipe(LoRARecipe):
                 spans = project_spans(m, [self.train_spans[i] for i in rows])
                 targets = chunk_targets(ids, m.decoder.embeddings, ks)
                 self.expander_r2 = fit_segment_expander(m.expander, spans, ks, targets, ridge=cfg.expander_ridge)
+            elif m.config.slot_source == "resampler":
+                # every fresh query holds the pooled vector: towards the whole sentence's embedding mean
+                targets = chunk_targets(ids, m.decoder.embeddings, 1)[:, 0]
+                self.expander_r2 = fit_resampler(m.expander, m.project(self.train_x[rows]), targets, ridge=cfg.expander_ridge)
             else:
                 # with a K rule, K here is its max: every slot a text may read starts fitted
                 targets = chunk_targets(ids, m.decoder.embeddings, m.config.prompt_config.k)
@@ -125,7 +136,7 @@ class SlotsRecipe(LoRARecipe):
 
         cfg, dev = self.cfg, self.acc.device
         aligned = self.model.projector(self.train_x[idx].to(dev))
-        slots = self.model.expand(aligned, self.batch_spans(idx))
+        slots = self.model.expand(aligned, *self.batch_spans(idx))
         if cfg.distill == "kl":
             teacher = self.teacher_logits(idx)
             logits, targets, sel = self.answer_logits(batch, slots)
@@ -151,12 +162,14 @@ class SlotsRecipe(LoRARecipe):
         return loss
 
     def batch_spans(self, idx):
-        """The projected span vectors [B, K_max, H] of examples idx (None for `pooled`)."""
-        from llink.slots import pad_slots
+        """(projected spans or token states [B, rows, H], mask [B, rows]) of examples idx, (None,
+        None) for `pooled`."""
+        from llink.slots import pad_states
 
-        if self.model.config.slot_source != "segments":
-            return None
-        return self.model.projector(pad_slots([self.train_spans[int(i)] for i in idx]).to(self.acc.device))
+        if self.model.config.slot_source == "pooled":
+            return None, None
+        states, mask = pad_states([self.train_spans[int(i)] for i in idx])
+        return self.model.projector(states.to(self.acc.device)), mask.to(self.acc.device)
 
     def answer_logits(self, batch: dict, slots):
         """answer_logits (llink.losses) of the Stage B forward: slots injected, the adapter active."""
@@ -193,8 +206,10 @@ class SlotsRecipe(LoRARecipe):
         from llink.eval.controls import shuffled_order
 
         m, dev = self.model, self.acc.device
-        spans = m.projector(self.dev_spans[:n].to(dev)) if m.config.slot_source == "segments" else None
-        slots = m.expand(m.projector(self.dev_x[:n].to(dev)), spans)
+        spans = mask = None
+        if m.config.slot_source != "pooled":
+            spans, mask = m.projector(self.dev_spans[0][:n].to(dev)), self.dev_spans[1][:n].to(dev)
+        slots = m.expand(m.projector(self.dev_x[:n].to(dev)), spans, mask)
         order = shuffled_order(n, self.cfg.seed)
 
         def prompts(hints_from):
@@ -208,6 +223,8 @@ class SlotsRecipe(LoRARecipe):
 
     def write_artifact(self, path: Path) -> None:
         self.model.config.run_key = self.key
+        if self.mixture is not None:
+            self.model.config.mixture = {**(self.model.config.mixture or {}), "stage_b": self.mixture}
         self.model.save_pretrained(path)
 
 
@@ -250,6 +267,10 @@ def teacher_prompts(builder, examples, student: list) -> list:
     return enc
 
 
+def _resampler(cfg) -> bool:
+    return cfg.slot_source == "resampler"
+
+
 @dataclass
 class SlotsArgs:
     from_stage_a: Path | None = opt(None, "the Stage A artifact directory (`--from` works too), e.g. runs/align/llink.", run_only=True)
@@ -268,9 +289,14 @@ class SlotsArgs:
                                    "LoRA reading the English text where the student reads the slots).")
     kl_weight: float = opt(1.0, "weight of the token-level KL term (--distill kl).")
     kl_temperature: float = opt(1.0, "softmax temperature of the token-level KL (--distill kl); the term is scaled by T^2.")
-    slot_source: str = opt("pooled", "where slots come from: 'pooled' (the paper's: one mean-pooled vector expanded to K slots) or "
+    slot_source: str = opt("pooled", "where slots come from: 'pooled' (the paper's: one mean-pooled vector expanded to K slots), "
                                      "'segments' (the encoder's token states split into K contiguous spans, each span's mean through the "
-                                     "Stage A projector; needs encoder_layers or a Hugging Face encoder).")
+                                     "Stage A projector) or 'resampler' (K learned queries cross-attending over the projected token "
+                                     "states, slot 0 starting as the pooled vector); the last two need encoder_layers or a Hugging Face "
+                                     "encoder.")
+    resampler_layers: int = opt(1, "cross-attention blocks of the 'resampler' slot source.", keyed_when=_resampler)
+    resampler_positions: int = opt(32, "token states the 'resampler' reads at most (a longer text is read as that many span means).",
+                                   keyed_when=_resampler)
     k: int | None = opt(None, "slots per text (default: the Stage A artifact's K).")
     k_rule: str | None = opt(None, "K per text, 'ratio,min,max': K = clamp(ceil(n / ratio), min, max) for a text of n encoder tokens "
                                    "(e.g. 8,2,16); trained with the mixed K this gives. Default: a fixed K.")
@@ -281,4 +307,4 @@ class SlotsArgs:
 slots, SlotsConfig = command(
     "slots", lambda cfg: SlotsRecipe(cfg).run(),
     "Stage B: train the slot expander, scaler and LoRA so the decoder reads K injected slots.",
-    SlotsArgs, CorpusArgs, ExamplesArgs, EvalArgs, TrainArgs, LoRAArgs, MemoryArgs, RunArgs)
+    SlotsArgs, CorpusArgs, EnglishArgs, ExamplesArgs, EvalArgs, TrainArgs, LoRAArgs, MemoryArgs, RunArgs)

@@ -1,0 +1,138 @@
+"""Quality against K: a Stage B model trained with mixed K (a K rule) read at one fixed K at a
+time, on the same seeded dev sample (issue 25: the curve the paper never drew).
+
+    python benchmarks/k_curve.py --models runs/slots_segments/llink,runs/slots_resampler/llink \
+        [--ks 2,4,8,16,32] [--split dev] [--n 200] [--json out.json] [--plot out.png]
+
+Per model and K: the dev answer loss of the reference translation (nats/token, teacher forced),
+chrF++, fidelity, numbers kept and names kept of greedy translations (`llink eval generate`'s
+scoring), and the mean prompt length. A K above the model's K_max (the slots its expander was
+built for) is reported as not measurable: the model never learned that slot index. The row
+`rule` is the model reading with its own K rule. Prefill cost at each K: benchmarks/prefill.py
+--k K (it does not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@torch.no_grad()
+def dev_loss(m, pairs, instruction: str, batch_size: int = 16) -> float:
+    """Mean answer cross-entropy of each pair's English behind its own slots (and hints)."""
+    from llink.losses import answer_loss
+    from llink.prompts import pad_batch
+    from llink.slots import inject
+
+    losses = []
+    for s in range(0, len(pairs), batch_size):
+        part = pairs[s : s + batch_size]
+        inj = m.read([p.src for p in part])
+        enc = [m.builder.chat(instruction, None, p.en, k=k, hints=h) for p, k, h in zip(part, inj.k, inj.hints)]
+        b = pad_batch(enc, m.decoder.tokenizer.pad_token_id)
+        emb = inject(m.decoder.embeddings(b["input_ids"]), b["slot_mask"], inj.slots)
+        with m.using_adapter():
+            losses.append(answer_loss(m.decoder, emb, b["attention_mask"], b["labels"]))
+    return float(torch.cat(losses).mean())
+
+
+def measure(m, pairs, k) -> dict:
+    from llink.eval.generate import TRANSLATE, evaluate_generation, llink_systems
+
+    m.with_k(k)
+    t0 = time.perf_counter()
+    inj = m.read([p.src for p in pairs])
+    tokens = [len(inj.prompt(m.builder, i, TRANSLATE)) for i in range(len(inj))]
+    llink = next(s for s in llink_systems(m) if s.name == "llink")
+    res, _ = evaluate_generation([llink], m.encoder, pairs)
+    r = res["llink"]
+    row = {"k": "rule" if k is None else k, "mean_k": sum(inj.k) / len(inj.k), "prompt_tokens": sum(tokens) / len(tokens),
+           "dev_loss": round(dev_loss(m, pairs, TRANSLATE), 4), "chrf": r["chrf"], "fidelity": r["fidelity"],
+           "numbers_kept": r["numeric"]["rate"], "names_kept": r["names"]["rate"],
+           "seconds": round(time.perf_counter() - t0, 1)}
+    m.with_k(None)
+    return row
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for name, rows in results.items():
+        pts = [r for r in rows if isinstance(r["k"], int) and "chrf" in r]
+        for ax, key in zip(axes, ("chrf", "fidelity", "dev_loss")):
+            ax.plot([r["k"] for r in pts], [r[key] for r in pts], marker="o", label=name)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("K (slots per text)")
+            ax.set_title(key)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", required=True, help="comma-separated Stage B artifacts trained with a K rule")
+    ap.add_argument("--ks", default="2,4,8,16,32")
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--lang", default="km")
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--plot", type=Path)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from llink.data import load_pairs
+    from llink.data.sampling import subsample
+    from llink.errors import LlinkError
+    from llink.model import load_for_inference
+
+    ks = [int(k) for k in args.ks.split(",")]
+    pairs = subsample(load_pairs(args.split, args.lang), args.n, args.seed)
+    results = {}
+    for path in args.models.split(","):
+        m = load_for_inference(path)
+        k_max = m.config.prompt_config.k
+        rows = []
+        for k in [None, *ks]:
+            if k is not None and k > k_max:
+                rows.append({"k": k, "skipped": f"above the model's K_max {k_max}"})
+                continue
+            try:
+                rows.append(measure(m, pairs, k))
+            except LlinkError as e:
+                rows.append({"k": k, "skipped": str(e)})
+            print(json.dumps({"model": path, **rows[-1]}), flush=True)
+        results[path] = rows
+    print(f"\n{args.split} ({len(pairs)} pairs, seed {args.seed}), greedy, 32 new tokens")
+    print(f"{'model':<42} {'K':>5} {'mean K':>7} {'prompt':>7} {'loss':>7} {'chrF++':>7} {'fid':>6} {'num':>6} {'names':>6}")
+    for path, rows in results.items():
+        for r in rows:
+            if "skipped" in r:
+                print(f"{path:<42} {r['k']!s:>5}  {r['skipped']}")
+                continue
+            f = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+            print(f"{path:<42} {r['k']!s:>5} {r['mean_k']:>7.2f} {r['prompt_tokens']:>7.1f} {r['dev_loss']:>7.3f} {r['chrf']:>7.2f} "
+                  f"{f(r['fidelity']):>6} {f(r['numbers_kept']):>6} {f(r['names_kept']):>6}")
+    if args.json:
+        args.json.write_text(json.dumps({"split": args.split, "n": len(pairs), "seed": args.seed, "results": results}, indent=2))
+    if args.plot:
+        plot(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()

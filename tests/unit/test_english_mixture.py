@@ -1,0 +1,95 @@
+"""English-only examples mixed into the parallel pairs (issue 26): sizes, nesting, the record in
+config.json, the run key of a parallel-only run left as it was, and clear errors."""
+
+import gzip
+import json
+
+import pytest
+
+from llink.data.io import Pair
+from llink.data.mixture import english_count, mix, read_english
+from llink.errors import LlinkError
+from llink_app.__main__ import main
+
+from .test_align import args, write_pairs
+from .test_stage_b import stage_a  # noqa: F401 - a fixture
+
+
+def english_file(path, n=200):
+    rows = [json.dumps({"en": f"the {w} number {i} walks home", "kind": "sentence"}) for i, w in
+            zip(range(n), ["red", "green", "blue", "old", "new"] * n)]
+    path.write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
+    return path
+
+
+PAIRS = [Pair(f"km {i}", f"en {i}") for i in range(40)]
+
+
+def test_the_share_sets_how_many_english_texts_join(tmp_path):
+    eng = english_file(tmp_path / "e.jsonl.gz")
+    assert [english_count(40, s) for s in (0.0, 0.2, 0.5, 1.0)] == [0, 10, 40, 40]
+    same, rec = mix(PAIRS, 0.0, 17, eng)
+    assert same == PAIRS and rec == {"english_share": 0.0, "parallel": 40, "english": 0}
+    half, rec = mix(PAIRS, 0.5, 17, eng)
+    assert half[:40] == PAIRS and len(half) == 80 and rec["english"] == 40
+    assert all(p.src == p.en and p.source == "english-only" for p in half[40:])
+    only, rec = mix(PAIRS, 1.0, 17, eng)
+    assert rec["parallel"] == 0 and len(only) == 40 and all(p.src == p.en for p in only)
+    # a smaller share takes part of a larger one's sample: one cache serves every mixture
+    small, _ = mix(PAIRS, 0.2, 17, eng)
+    assert {p.en for p in small[40:]} <= {p.en for p in half[40:]}
+
+
+def test_english_files_and_their_errors(tmp_path):
+    (tmp_path / "e.txt").write_text("one text\n\n  two   texts \n", encoding="utf-8")
+    assert read_english(tmp_path / "e.txt") == ["one text", "two texts"]
+    with pytest.raises(LlinkError, match="does not exist"):
+        read_english(tmp_path / "missing.jsonl")
+    (tmp_path / "bad.jsonl").write_text('{"text": "x"}\n', encoding="utf-8")
+    with pytest.raises(LlinkError, match="line 1: needs a string field `en`"):
+        read_english(tmp_path / "bad.jsonl")
+    (tmp_path / "e.csv").write_text("a\n", encoding="utf-8")
+    with pytest.raises(LlinkError, match=r"must be \.jsonl"):
+        read_english(tmp_path / "e.csv")
+    with pytest.raises(LlinkError, match="needs 120 English texts"):
+        mix(PAIRS, 0.75, 17, english_file(tmp_path / "few.jsonl.gz", n=50))
+    with pytest.raises(LlinkError, match="between 0 and 1"):
+        mix(PAIRS, 1.5, 17, tmp_path / "e.txt")
+
+
+def test_stage_a_trains_on_a_mixture_and_records_it(tiny_dirs, tmp_path, capsys):
+    from llink.model import LLINK
+
+    data, eng = write_pairs(tmp_path / "pairs.tsv"), english_file(tmp_path / "e.jsonl.gz")
+    assert main(args(tiny_dirs, data, tmp_path / "par", epochs=2)) == 0
+    assert main(args(tiny_dirs, data, tmp_path / "mix", epochs=2, english_share=0.5, english_data=eng)) == 0
+    par, mixed = (json.loads((tmp_path / r / "summary.json").read_text()) for r in ("par", "mix"))
+    assert par["train_pairs"] == 96 and mixed["train_pairs"] == 192
+    cfg = LLINK.from_pretrained(tmp_path / "mix" / "llink").config
+    assert cfg.mixture["stage_a"] == {"english_share": 0.5, "parallel": 96, "english": 96, "english_data": str(eng)}
+    # a parallel-only run keys as before the option existed: its share stays out of the key
+    key = LLINK.from_pretrained(tmp_path / "par" / "llink").config.run_key
+    ckpt = json.loads((tmp_path / "par" / "summary.json").read_text())["run_key"]
+    assert key == ckpt != cfg.run_key
+    capsys.readouterr()
+    assert main(args(tiny_dirs, data, tmp_path / "bad", epochs=1, english_share=0.5, english_data=tmp_path / "none.jsonl")) == 2
+    assert "none.jsonl does not exist" in capsys.readouterr().err
+
+
+def test_stage_b_and_the_baseline_train_on_the_same_mixture(stage_a, tmp_path):  # noqa: F811
+    from llink.model import LLINK
+
+    from .test_stage_b import slots_args
+
+    eng = english_file(tmp_path / "e.jsonl.gz")
+    assert main(slots_args(stage_a, tmp_path / "b", steps=4, eval_every=4, english_share=0.5, english_data=eng)) == 0
+    mixture = LLINK.from_pretrained(tmp_path / "b" / "llink").config.mixture
+    n = mixture["stage_b"]["parallel"]
+    assert mixture["stage_b"] == {"english_share": 0.5, "parallel": n, "english": n, "english_data": str(eng)}
+    assert mixture["stage_a"]["english"] == 0  # the Stage A artifact's own record travels with it
+    argv = slots_args(stage_a, tmp_path / "d", steps=4, eval_every=4, english_share=0.5, english_data=eng)
+    direct = ["finetune-direct", f"--decoder={stage_a['dirs']['decoder']}"] + [
+        a for a in argv[1:] if not a.startswith(("--from_stage_a", "--lr_expander"))]
+    assert main(direct) == 0
+    cfg = json.loads((tmp_path / "d" / "direct" / "config.json").read_text())
+    assert cfg["mixture"] == mixture["stage_b"]
