@@ -148,9 +148,11 @@ def main() -> None:
             marks.append(time.perf_counter())
 
         k, hints = m.slot_counts([text]), m.hints([text])
-        vec = enc.encode([text], progress=False, repeat_short=False)
         detail = m.config.slot_source != "pooled"
-        spans = enc.encode_spans([text], m.detail_counts([text], k), progress=False) if detail else None
+        if detail:  # one encoder pass for the spans and the pooled vector, as LLINK.read(cache=False)
+            spans, vec = enc.encode_spans([text], m.detail_counts([text], k), progress=False, with_pooled=True)
+        else:
+            vec = enc.encode([text], progress=False, repeat_short=False)
         mark()
         aligned = m.project(vec)
         if detail:
