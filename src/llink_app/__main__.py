@@ -128,9 +128,9 @@ def tokens(split: str = "test", lang: str = "km", data: Path | None = None, deco
     print(f"{res['pairs']} pairs, decoder {dec.id}")
     print(f"{'':<10}{'mean':>8}{'median':>8}")
     print(f"{'English':<10}{res['en_mean']:>8}{res['en_median']:>8}")
-    print(f"{lang:<10}{res['km_mean']:>8}{res['km_median']:>8}")
+    print(f"{lang:<10}{res['src_mean']:>8}{res['src_median']:>8}")
     print(f"{'slots':<10}{k:>8}{k:>8}")
-    print(f"{lang}/English = {res['ratio']}x; {lang}/slots = {res['km_over_slots']}x")
+    print(f"{lang}/English = {res['ratio']}x; {lang}/slots = {res['src_over_slots']}x")
 
 
 # ---------------------------------------------------------------- synth

@@ -82,7 +82,7 @@ def test_data_stats_json():
 def test_token_inflation_json():
     s = json.loads(_cli("tokens", "--split", "test", "--json"))
     assert s["pairs"] == 1024
-    assert s["ratio"] > 5 and s["km_mean"] > 50 and s["en_mean"] < 15
+    assert s["ratio"] > 5 and s["src_mean"] > 50 and s["en_mean"] < 15
 
 
 def test_rebuilt_e5_matches_the_engine():

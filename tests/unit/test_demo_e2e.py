@@ -55,6 +55,13 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     assert m["numbers_test"]["pairs"] == 8 and set(m["numbers_test"]["systems"]) == set(m["generate"])
     assert all({"names", "rate"} <= set(r) for r in m["numbers_test"]["systems"].values())
     assert "### Numbers and names (test_numbers: 8 of the" in report
+    # out of domain (ood_test, never trained on) beside in domain, with the shuffled control and
+    # llink scored centred on the set as the encoder ceiling is
+    o = m["ood"]
+    assert o["pairs"] == 8 and set(o["generate"]) == {"llink", "llink_shuffled"} and o["max_new_tokens"] == 48
+    assert set(o["retrieval"]) >= {"llink", "llink_centred", "encoder_ceiling"} and "base" not in o["retrieval"]
+    assert "## In domain and out of domain (ood_test: 8 UDHR paragraphs" in report and "Out of domain (ood_test, 8" in report
+    assert len((out / "outputs_ood.jsonl").read_text().splitlines()) == 2 * 8
     assert f"encoder `{tiny_dirs['encoder']}` → decoder `{tiny_dirs['decoder']}`, encoder read at layers 1, 2" in report
     assert "bundled models" not in report
     for png in ("retrieval_ranks.png", "tokens.png", "judge.png", "sweep/sweep.png", "slots/curve.png", "align/curve.png"):
@@ -76,7 +83,7 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     assert again["sweep"]["reused"] and again["sweep"]["rows"] == m["sweep"]["rows"]
     # 4 systems x (translate + 3 other tasks + numbers on dev + numbers on test_numbers) on test,
     # then on the passages the oracle's 3 tasks and the 4 systems' 3 tasks each
-    calls = 4 * 6 + 3 + 4 * 3
+    calls = 4 * 6 + 3 + 4 * 3 + 2  # + llink and its control on ood_test
     assert again["cache_rows"]["generations"]["computed"] == 0 and again["cache_rows"]["generations"]["reused"] == calls
     assert m["cache_rows"]["generations"] == {"computed": calls, "reused": 0}
     assert again["understanding"]["choice"] == m["understanding"]["choice"]  # read back from comprehend.json
@@ -84,6 +91,23 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     assert notes["teacher sweep"] == "reused from an earlier run" and notes["generation (test)"] == "answers read from the cache"
     assert f"| teacher sweep | {again['timings_s']['teacher sweep']} | reused from an earlier run |" in (out / "report.md").read_text()
     assert again["retrieval"] == m["retrieval"] and again["generate"]["llink"]["chrf"] == m["generate"]["llink"]["chrf"]
+
+
+def test_demo_runs_another_language_and_names_it(tmp_path, tiny_dirs):
+    """`llink demo --lang hi` reads Hindi's committed corpus and says Hindi, not Khmer; the sets
+    Hindi lacks (held-out numbers, passages, out of domain) are skipped, not faked."""
+    from llink_app.demo.pipeline import demo
+
+    a, b, c = _recipes(tmp_path, tiny_dirs)
+    out = tmp_path / "run"
+    demo(size="smoke", out=out, recipe=a, slots_recipe=b, direct_recipe=c, base=False, direct=False, lang="hi")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["models"]["lang"] == "hi" and m["corpus"]["test"]["pairs"] == 1024
+    assert m["tokens"]["src_mean"] > m["tokens"]["en_mean"]
+    assert set(m["generate"]) == {"base", "llink", "llink_shuffled"}
+    assert not {"numbers_test", "ood", "understanding"} & set(m)
+    report = (out / "report.md").read_text()
+    assert "| Hindi |" in report and "| Khmer |" not in report
 
 
 def test_demo_refuses_a_recipe_that_is_not_a_mapping(tmp_path):
@@ -140,7 +164,7 @@ def test_a_second_demo_reuses_every_stage_when_cached_vectors_moved_by_1e_6(tmp_
         assert again[key]["resumed_from_step"] == again[key]["steps"], key
     assert again["stage_b"]["run_key"] == first["stage_b"]["run_key"]
     assert again["sweep"]["reused"]
-    assert again["cache_rows"]["generations"] == {"computed": 0, "reused": 4 * 6 + 3 + 4 * 3}  # with numbers on test_numbers
+    assert again["cache_rows"]["generations"] == {"computed": 0, "reused": 4 * 6 + 3 + 4 * 3 + 2}  # with numbers on test_numbers and ood_test
     assert again["cache_rows"]["vectors"]["computed"] == 0 and again["cache_rows"]["teacher"]["computed"] == 0
     for path, data in artifacts.items():
         assert path.read_bytes() == data, path  # written once, never re-saved

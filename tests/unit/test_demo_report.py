@@ -63,7 +63,7 @@ def test_update_readme_refuses_a_readme_without_the_block(tmp_path):
 
 
 def test_token_bars_writes_a_png(tmp_path):
-    tok = {"en_mean": 8.1, "km_mean": 93.4, "slots": 8}
+    tok = {"en_mean": 8.1, "src_mean": 93.4, "slots": 8}
     path = token_bars(tok, tmp_path / "t.png", {"base": 103.2, "llink": 35})
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

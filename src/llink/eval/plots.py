@@ -109,13 +109,13 @@ def win_tie_loss(results: list[dict], out: Path) -> Path:
     return out
 
 
-def token_bars(tok: dict, out: Path, prompt: dict | None = None) -> Path:
-    """Mean decoder tokens for one test sentence: English, Khmer, K slots; with `prompt`
-    ({'base': n, 'llink': n}) also the whole chat prompt each system prefills."""
-    labels, vals = ["English text", "Khmer text", f"LLINK ({tok['slots']} slots)"], [tok["en_mean"], tok["km_mean"], tok["slots"]]
+def token_bars(tok: dict, out: Path, prompt: dict | None = None, source: str = "Khmer") -> Path:
+    """Mean decoder tokens for one test sentence: English, the source language, K slots; with
+    `prompt` ({'base': n, 'llink': n}) also the whole chat prompt each system prefills."""
+    labels, vals = ["English text", f"{source} text", f"LLINK ({tok['slots']} slots)"], [tok["en_mean"], tok["src_mean"], tok["slots"]]
     colours = ["tab:blue", "tab:red", "tab:green"]
     if prompt:
-        labels += ["base prompt (raw Khmer)", "LLINK prompt"]
+        labels += [f"base prompt (raw {source})", "LLINK prompt"]
         vals += [prompt["base"], prompt["llink"]]
         colours += ["salmon", "lightgreen"]
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.5 * len(vals)))

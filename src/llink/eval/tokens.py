@@ -1,4 +1,4 @@
-"""Token inflation: how many decoder tokens a sentence costs in English, in Khmer, and as slots."""
+"""Token inflation: how many decoder tokens a sentence costs in English, in its source language, and as slots."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ def inflation(tokenizer, src: Sequence[str], en: Sequence[str], k: int) -> dict:
         "pairs": len(s),
         "en_mean": round(en_mean, 2),
         "en_median": statistics.median(e),
-        "km_mean": round(src_mean, 2),
-        "km_median": statistics.median(s),
+        "src_mean": round(src_mean, 2),
+        "src_median": statistics.median(s),
         "ratio": round(src_mean / en_mean, 2),
         "ratio_median": round(statistics.median(s) / statistics.median(e), 2),
         "slots": k,
-        "km_over_slots": round(src_mean / k, 2),
+        "src_over_slots": round(src_mean / k, 2),
     }

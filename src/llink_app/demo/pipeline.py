@@ -25,11 +25,11 @@ from .report import NUMBERS_MAX_WORDS, write_report
 SIZES = {
     # smoke: every stage for a few steps, to check the pipeline end to end in minutes (numbers meaningless)
     "smoke": {"sweep_layers": "4,final", "sweep_train": 500, "sweep_steps": 10, "max_train": 2000, "epochs": 1, "b_steps": 3, "n_generate": 16, "n_numbers": 8,
-              "n_choice": 8, "n_free": 2},
+              "n_choice": 8, "n_free": 2, "n_ood": 8},
     "small": {"sweep_layers": "0,4,8,16,final", "sweep_train": 3000, "sweep_steps": 100, "max_train": None, "epochs": 20, "b_steps": None, "n_generate": None, "n_numbers": 48,
-              "n_choice": 60, "n_free": 20},
+              "n_choice": 60, "n_free": 20, "n_ood": None},
     "full": {"sweep_layers": "0,2,4,6,8,12,16,20,24,28,30,final", "sweep_train": 6000, "sweep_steps": 150, "max_train": None, "epochs": 40,
-             "b_steps": 600, "n_generate": 1000, "n_numbers": 1000, "n_choice": None, "n_free": 60},
+             "b_steps": 600, "n_generate": 1000, "n_numbers": 1000, "n_choice": None, "n_free": 60, "n_ood": None},
 }
 
 
@@ -72,7 +72,7 @@ def scaled_layers(layers: str, num_layers: int, reference: int = 30) -> str:
 
 def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path("recipes/cpu.yaml"),
          slots_recipe: Path = Path("recipes/cpu_slots.yaml"), direct_recipe: Path = Path("recipes/cpu_direct.yaml"), base: bool = True,
-         direct: bool = True, n_generate: int = 200, readme: Path | None = None) -> None:
+         direct: bool = True, n_generate: int = 200, readme: Path | None = None, lang: str | None = None) -> None:
     """Run the LLINK pipeline end to end on the bundled models and write a report.
 
     Args:
@@ -89,8 +89,10 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         readme: a README.md whose `<!-- demo:begin -->` … `<!-- demo:end -->` block is replaced by this
             run's summary table, with its Stage B curve copied to docs/demo_stage_b.png beside it
             (`make demo` passes the repository's README).
+        lang: the corpus language (data/en-<lang>/, `llink data build --lang`) instead of the recipe's.
     """
     from llink.data import corpus_stats, load_pairs, load_split
+    from llink.data.scripts import LANGUAGE_NAMES
     from llink.decoders import load_decoder
     from llink.encoders import load_encoder
     from llink.eval.plots import rank_histogram
@@ -108,7 +110,8 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         raise LlinkError(f"--size must be one of {sorted(SIZES)}, got {size!r}")
     plan, out = SIZES[size], Path(out)
     # Every recipe is read before anything runs: a typo should not surface after an hour of training.
-    settings = read_recipe(align, recipe, out=out / "align", resume=True, epochs=plan["epochs"], max_train=plan["max_train"])
+    settings = read_recipe(align, recipe, out=out / "align", resume=True, epochs=plan["epochs"], max_train=plan["max_train"],
+                           **({"lang": lang} if lang else {}))
     b_steps = {"steps": plan["b_steps"]} if plan["b_steps"] else {}
     # One language and one decoder for the whole demo: Stage B takes its models from the Stage A
     # artifact, and the baseline reads the same decoder.
@@ -146,7 +149,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     test = load_split("test", lang)
     metrics["tokens"] = inflation(dec.tokenizer, [p.src for p in test], [p.en for p in test], settings["k"])
     print(f"   train {metrics['corpus']['train']['pairs']}, dev {metrics['corpus']['dev']['pairs']}, test {metrics['corpus']['test']['pairs']} pairs; "
-          f"Khmer costs {metrics['tokens']['ratio']}x the English tokens")
+          f"{LANGUAGE_NAMES.get(lang, lang)} costs {metrics['tokens']['ratio']}x the English tokens")
     done("corpus")
 
     stage("teacher sweep")
@@ -230,6 +233,13 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         metrics["numbers_test"] = _numbers(systems, load_pairs("test_numbers", lang), plan["n_numbers"], out / "outputs_numbers_test.jsonl")
         done("numbers (test_numbers)")
 
+    if split_path("ood_test", lang).is_file():  # built by `llink data ood`; never trained on
+        stage("out of domain (ood_test)")
+        ood = load_pairs("ood_test", lang)
+        ood = subsample(ood, plan["n_ood"], 17) if plan["n_ood"] else ood
+        metrics["ood"] = _out_of_domain(model, llink_b, enc, ood, key, out / "outputs_ood.jsonl")
+        done("out of domain (ood_test)")
+
     stage("judge")
     from llink.eval.judge import ReferenceJudge, pairwise
     from llink.eval.plots import win_tie_loss
@@ -251,7 +261,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
 
     from llink.eval.plots import token_bars
 
-    token_bars(metrics["tokens"], out / "tokens.png", metrics["prompt_tokens"])
+    token_bars(metrics["tokens"], out / "tokens.png", metrics["prompt_tokens"], source=LANGUAGE_NAMES.get(lang, lang))
     from llink.precision import cpu_model, native_bf16
 
     metrics["machine"] = {"cpu": cpu_model(), "native_bf16": native_bf16("cpu"),
@@ -297,6 +307,20 @@ def _numbers(systems, dev, n: int, path: Path) -> dict:
         rows += [{"system": sys_.name, "src": s, "reference": r, "output": o} for s, r, o in zip(srcs, refs, outs)]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return res
+
+
+def _out_of_domain(stage_a, llink_b, enc, pairs, key: dict, path: Path) -> dict:
+    """The held-out set from outside software: Stage A's retrieval beside the encoder's ceiling, and
+    Stage B's translation beside its shuffled-slot control (48 new tokens: these are paragraphs)."""
+    from llink.eval.generate import cached_system, evaluate_generation, llink_systems
+    from llink.eval.retrieval import retrieval_report
+
+    res, _ = retrieval_report(stage_a, pairs, with_base=False)
+    decoding = dict(max_new_tokens=48, batch_size=16, seed=17)
+    systems = [cached_system(s, **{**key, **decoding}) for s in llink_systems(llink_b, **decoding) if s.name in ("llink", "llink_shuffled")]
+    gen, rows = evaluate_generation(systems, enc, pairs)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return {"pairs": len(pairs), "retrieval": res, "generate": gen, "max_new_tokens": decoding["max_new_tokens"]}
 
 
 def _resume_or_restart(run):

@@ -19,7 +19,7 @@ def write_report(m: dict, out: Path) -> Path:
     n_test = (m.get("corpus") or {}).get("test", {}).get("pairs")
     lines += [f"## Retrieval in decoder space (test, {f'{n_test:,} ' if n_test else ''}pairs)", "",
               "| system | dir | R@1 | R@5 | R@10 | MRR | mean rank |", "|---|---|---|---|---|---|---|"]
-    for name in ("llink", "encoder_ceiling", "base", "random"):
+    for name in ("llink", "llink_centred", "encoder_ceiling", "base", "random"):
         if name in res:
             for d in ("km2en", "en2km"):
                 r = res[name][d]
@@ -35,10 +35,12 @@ def write_report(m: dict, out: Path) -> Path:
               "of each other are within dev noise.", "", "![sweep](sweep/sweep.png)", ""]
     from llink.decoders import BUNDLED_DECODER
 
-    source = "Khmer" if names.get("lang", "km") == "km" else f"source ({names['lang']})"
+    from llink.data.scripts import LANGUAGE_NAMES
+
+    source = LANGUAGE_NAMES.get(names.get("lang", "km"), names.get("lang", "source"))
     lines += [f"## Token inflation (test, the decoder's tokenizer: `{names.get('decoder', BUNDLED_DECODER)}`)", "",
               "| | mean | median |", "|---|---|---|",
-              f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| {source} | {tok['km_mean']} | {tok['km_median']} |",
+              f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| {source} | {tok['src_mean']} | {tok['src_median']} |",
               f"| LLINK slots | {tok['slots']} | {tok['slots']} |", "",
               f"{source}/English {tok['ratio']}×; paper (Khmer, Llama-3.2 tokenizer): 104 vs 16 tokens.", ""]
     if "prompt_tokens" in m:
@@ -89,7 +91,7 @@ def write_report(m: dict, out: Path) -> Path:
                 lines.append(f"| {name} | {r['numbers']} | {r['kept']} | {rate} | {nm.get('names', '-')} | {nrate} |")
             lines += ["", f"Outputs in `{outputs}`.", ""]
         if m.get("numbers_dev", {}).get("pairs"):
-            lines += ["The test split has no digits on its Khmer side (no lexical shortcuts), so its numbers-kept column is "
+            lines += ["The test split has no digits on its source side (no lexical shortcuts), so its numbers-kept column is "
                       "empty. Dev (help sentences of files held out of train) is where a setting is chosen; test_numbers (sentences of the "
                       "passage split's files, held out of train and dev) is where it is reported. Names: the reference's capitalised "
                       "words and the source's Latin-script words found in the answer.", ""]
@@ -111,6 +113,8 @@ def write_report(m: dict, out: Path) -> Path:
         lines += ["", "Failures: the 3 test texts where llink's sentence chrF++ is lowest.", ""]
         show(_worst(tr, "llink", 3))
         lines.append("")
+    if m.get("ood"):
+        lines += ood_lines(m)
     if m.get("understanding"):
         lines += understanding_lines(m["understanding"])
     notes = timing_notes(m)
@@ -127,6 +131,25 @@ def write_report(m: dict, out: Path) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def ood_lines(m: dict) -> list[str]:
+    """In domain (Firefox test) beside out of domain (ood_test, never trained on), one table."""
+    o, res, g = m["ood"], m.get("retrieval", {}), m.get("generate", {})
+    r1 = lambda r, name: f"{r[name]['km2en']['r1']:.3f}" if name in r else "-"
+    gen = lambda r, name, f: f"{r[name][f]:.2f}" if name in r else "-"
+    lines = [f"## In domain and out of domain (ood_test: {o['pairs']} UDHR paragraphs, never trained on)", "",
+             "| | in domain (test) | out of domain (ood_test) |", "|---|---|---|"]
+    for label, name in (("R@1 km→en, llink", "llink"), ("R@1 km→en, llink centred on the set", "llink_centred"),
+                        ("R@1 km→en, encoder-only ceiling (centred)", "encoder_ceiling")):
+        lines.append(f"| {label} | {r1(res, name)} | {r1(o['retrieval'], name)} |")
+    for label, name, f in (("chrF++, llink", "llink", "chrf"), ("chrF++, llink_shuffled", "llink_shuffled", "chrf"),
+                           ("fidelity, llink", "llink", "fidelity"), ("fidelity, llink_shuffled", "llink_shuffled", "fidelity")):
+        lines.append(f"| {label} | {gen(g, name, f)} | {gen(o['generate'], name, f)} |")
+    lines += ["", f"Test translations get 32 new tokens, the paragraphs {o['max_new_tokens']}. Outputs in `outputs_ood.jsonl`. "
+              "Centred: queries and keys minus their mean over the set, as the encoder ceiling is scored; long passages "
+              "pool to one shared direction in the decoder, which the plain score counts against llink.", ""]
+    return lines
 
 
 def understanding_lines(u: dict) -> list[str]:
@@ -197,6 +220,13 @@ def summary_lines(m: dict) -> list[str]:
         r, c = m["retrieval"]["llink"]["km2en"], m["retrieval"]["encoder_ceiling"]["km2en"]
         out += [f"Retrieval (test, km→en, decoder space): llink R@1 **{r['r1']:.3f}** (MRR {r['mrr']:.3f}); "
                 f"encoder-only ceiling {c['r1']:.3f}.", ""]
+    if m.get("ood"):
+        o = m["ood"]
+        r, c, ctr = (o["retrieval"][k]["km2en"]["r1"] for k in ("llink", "encoder_ceiling", "llink_centred"))
+        g = o["generate"]
+        out += [f"Out of domain (ood_test, {o['pairs']} UDHR paragraphs, never trained on): llink R@1 {r:.3f} "
+                f"({ctr:.3f} centred on the set) against the encoder-only ceiling {c:.3f}; translation chrF++ "
+                f"{g['llink']['chrf']:.2f} against {g['llink_shuffled']['chrf']:.2f} with shuffled slots.", ""]
     if "generate" in m:
         g = m["generate"]
         pt = m.get("prompt_tokens", {})
