@@ -94,8 +94,8 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
 
 
 def test_demo_runs_another_language_and_names_it(tmp_path, tiny_dirs):
-    """`llink demo --lang hi` reads Hindi's committed corpus and says Hindi, not Khmer; the sets
-    Hindi lacks (held-out numbers, passages, out of domain) are skipped, not faked."""
+    """`llink demo --lang hi` reads Hindi's committed corpus (its held-out numbers and passages
+    included) and says Hindi, not Khmer; the out-of-domain set it lacks is skipped, not faked."""
     from llink_app.demo.pipeline import demo
 
     a, b, c = _recipes(tmp_path, tiny_dirs)
@@ -105,7 +105,7 @@ def test_demo_runs_another_language_and_names_it(tmp_path, tiny_dirs):
     assert m["models"]["lang"] == "hi" and m["corpus"]["test"]["pairs"] == 1024
     assert m["tokens"]["src_mean"] > m["tokens"]["en_mean"]
     assert set(m["generate"]) == {"base", "llink", "llink_shuffled"}
-    assert not {"numbers_test", "ood", "understanding"} & set(m)
+    assert m["numbers_test"]["pairs"] == 8 and m["understanding"]["choice"]["items"] == 8 and "ood" not in m
     report = (out / "report.md").read_text()
     assert "| Hindi |" in report and "| Khmer |" not in report
 
