@@ -28,7 +28,7 @@ from llink.data.families import check_lang, not_in_debian
 from llink.data.gettext_sources import GETTEXT_PACKAGES, catalogue_pairs, licence, read_mo, strip_mnemonics
 from llink.data.io import Pair, normalize, write_pairs
 from llink.data.passages import Passage, choose_passage_files, number_pairs, write_passages
-from llink.data.scripts import LANGUAGE_NAMES, SCRIPT_RANGES
+from llink.data.scripts import SCRIPT_RANGES, language_name
 from llink.data.source_splits import cap, choose_dev_units, choose_test_projects, sample_eligible, too_little
 from llink.data.splits import HELD_OUT_PAIR_SPLITS
 from llink.errors import LlinkError
@@ -556,5 +556,5 @@ def _langpack_locale(pack: zipfile.ZipFile) -> str:
 
 
 def sources_md(stats: dict, test_size: int, dev_min: int, passages_min: int = 320) -> str:
-    language = LANGUAGE_NAMES.get(stats["lang"], stats["lang"])
+    language = language_name(stats["lang"])
     return sources_note.sources_md(stats, test_size, dev_min, passages_min, language)

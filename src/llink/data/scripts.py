@@ -25,6 +25,11 @@ LANGUAGE_NAMES = {"km": "Khmer", "lo": "Lao", "my": "Burmese", "si": "Sinhala", 
                   "am": "Amharic", "dz": "Dzongkha", "hi": "Hindi", "ka": "Georgian", "ta": "Tamil", "th": "Thai"}
 
 
+def language_name(code: str) -> str:
+    """'Khmer' for 'km'; a code without a name stays the code."""
+    return LANGUAGE_NAMES.get(code, code)
+
+
 def in_script(text: str, lang: str) -> bool:
     """Whether `text` has at least one character of `lang`'s script."""
     ranges = SCRIPT_RANGES[lang]

@@ -92,7 +92,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         lang: the corpus language (data/en-<lang>/, `llink data build --lang`) instead of the recipe's.
     """
     from llink.data import corpus_stats, load_pairs, load_split
-    from llink.data.scripts import LANGUAGE_NAMES
+    from llink.data.scripts import language_name
     from llink.decoders import load_decoder
     from llink.encoders import load_encoder
     from llink.eval.plots import rank_histogram
@@ -149,7 +149,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     test = load_split("test", lang)
     metrics["tokens"] = inflation(dec.tokenizer, [p.src for p in test], [p.en for p in test], settings["k"])
     print(f"   train {metrics['corpus']['train']['pairs']}, dev {metrics['corpus']['dev']['pairs']}, test {metrics['corpus']['test']['pairs']} pairs; "
-          f"{LANGUAGE_NAMES.get(lang, lang)} costs {metrics['tokens']['ratio']}x the English tokens")
+          f"{language_name(lang)} costs {metrics['tokens']['ratio']}x the English tokens")
     done("corpus")
 
     stage("teacher sweep")
@@ -235,8 +235,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
 
     if split_path("ood_test", lang).is_file():  # built by `llink data ood`; never trained on
         stage("out of domain (ood_test)")
-        ood = load_pairs("ood_test", lang)
-        ood = subsample(ood, plan["n_ood"], 17) if plan["n_ood"] else ood
+        ood = subsample(load_pairs("ood_test", lang), plan["n_ood"], 17)
         metrics["ood"] = _out_of_domain(model, llink_b, enc, ood, key, out / "outputs_ood.jsonl")
         done("out of domain (ood_test)")
 
@@ -261,7 +260,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
 
     from llink.eval.plots import token_bars
 
-    token_bars(metrics["tokens"], out / "tokens.png", metrics["prompt_tokens"], source=LANGUAGE_NAMES.get(lang, lang))
+    token_bars(metrics["tokens"], out / "tokens.png", metrics["prompt_tokens"], source=language_name(lang))
     from llink.precision import cpu_model, native_bf16
 
     metrics["machine"] = {"cpu": cpu_model(), "native_bf16": native_bf16("cpu"),

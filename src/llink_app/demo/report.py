@@ -35,9 +35,9 @@ def write_report(m: dict, out: Path) -> Path:
               "of each other are within dev noise.", "", "![sweep](sweep/sweep.png)", ""]
     from llink.decoders import BUNDLED_DECODER
 
-    from llink.data.scripts import LANGUAGE_NAMES
+    from llink.data.scripts import language_name
 
-    source = LANGUAGE_NAMES.get(names.get("lang", "km"), names.get("lang", "source"))
+    source = language_name(names.get("lang", "km"))
     lines += [f"## Token inflation (test, the decoder's tokenizer: `{names.get('decoder', BUNDLED_DECODER)}`)", "",
               "| | mean | median |", "|---|---|---|",
               f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| {source} | {tok['src_mean']} | {tok['src_median']} |",
