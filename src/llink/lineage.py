@@ -31,7 +31,7 @@ VERSIONS = {
     "spans": "spans-v1",  # encoder span means (the `segments` slot source)
     "stage_b": "stage-b-v3",  # v2: --distill kl (token-level self-distillation); v3: slot sources, K per text, hints
     "direct": "direct-v2",  # v2: the prompt builder's K per prompt and hints (no change for raw-text prompts)
-    "sweep": "sweep-v1",
+    "sweep": "sweep-v2",  # v2: result keys src2en / en2src (were km2en / en2km)
     "usage": "usage-v2",  # dev answer losses with own / shuffled / zeroed slots (v2: shuffled brings its K and hints)
     "generation": "generation-v3",  # prompts and decoding of every evaluated system (v2: the oracle `english`; v3: K per text, hints)
     "comprehend": "comprehend-v2",  # meaning-choice items and option log-likelihoods (v2: K per text, hints)

@@ -80,12 +80,20 @@ class LLINKConfig:
     format: int = FORMAT
     run_key: str | None = None  # the key of the run that made it (llink.lineage); None before keys existed
     mixture: dict | None = None  # per stage, its parallel pairs and English-only texts (llink.data.mixture); None before issue 26
+    languages: dict | None = None  # per stage, the pairs each language gave ({"stage_a": {"km": n, "hi": n}}); None before issue 27
 
     @classmethod
     def for_models(cls, encoder_name: str, encoder, decoder_name: str, decoder, **fields) -> "LLINKConfig":
         """A config for loaded models: their ids, dimensions and chat template filled in."""
         return cls(encoder=encoder_name, encoder_id=encoder.id, encoder_dim=encoder.dim, encoder_layers=getattr(encoder, "layers", None),
                    decoder=decoder_name, decoder_id=decoder.id, hidden_size=decoder.hidden_size, template=decoder.chat_template, **fields)
+
+    def trained_languages(self) -> list[str] | None:
+        """The languages any stage trained on, in order; None when the artifact does not say
+        (made before issue 27, or from a user's file whose language it never named)."""
+        if not self.languages:
+            return None
+        return list(dict.fromkeys(lang for stage in self.languages.values() for lang in stage))
 
     @property
     def teacher_spec(self) -> TeacherSpec:
@@ -432,14 +440,14 @@ class DirectModel:
 
     @staticmethod
     def save(path: str | Path, decoder, adapter: str, prompt: PromptConfig, lora: dict, run_key: str | None = None,
-             mixture: dict | None = None) -> Path:
+             mixture: dict | None = None, languages: dict | None = None) -> Path:
         from safetensors.torch import save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         config = {"stage": "direct", "decoder_id": decoder.id, "hidden_size": decoder.hidden_size, "prompt": prompt.to_dict(),
                   "lora": lora, "template": decoder.chat_template, "versions": versions(), "format": FORMAT, "run_key": run_key,
-                  "mixture": mixture}
+                  "mixture": mixture, "languages": languages}
         state = {f"lora.{k}": v for k, v in decoder.lora_state(adapter).items()}
         atomic_write(path / WEIGHTS, lambda t: save_file(state, t, metadata={"format": "pt", "llink": __version__}))
         atomic_write(path / CONFIG, lambda t: Path(t).write_text(json.dumps(config, indent=2, ensure_ascii=False)))

@@ -41,7 +41,7 @@ def probe(train_t, dev_t, hidden: int, steps: int, batch_size: int, seed: int, t
     proj.eval()
     with torch.no_grad():
         res = both_directions(proj(dev_t.x), dev_t.y, key_groups=dev_t.groups.numpy())
-    return {"dev_r1": res["km2en"]["r1"], "dev_mrr": res["km2en"]["mrr"], "dev_r1_en2km": res["en2km"]["r1"]}
+    return {"dev_r1": res["src2en"]["r1"], "dev_mrr": res["src2en"]["mrr"], "dev_r1_en2src": res["en2src"]["r1"]}
 
 
 def _parse_layers(layers: str, num_layers: int) -> list:

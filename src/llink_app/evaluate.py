@@ -21,13 +21,25 @@ def chosen_systems(systems: str | None, known, direct, default=lambda name: True
     return wanted
 
 
+def seen_languages(model, lang: str, data) -> dict:
+    """The evaluated language beside the ones the bridge trained on. A language no stage trained
+    on is a zero-shot score (issue 27): said in the result, never left implied. None when the
+    artifact does not record its languages, or the pairs come from a user's file."""
+    trained = model.config.trained_languages()
+    return {"lang": None if data else lang, "trained_languages": trained,
+            "zero_shot": None if trained is None or data else lang not in trained}
+
+
 def print_retrieval(res: dict) -> None:
-    print(f"{res['pairs']} pairs, teacher {res['teacher']}")
+    trained = res.get("trained_languages")
+    seen = "" if trained is None else (f", zero-shot: the bridge trained on {','.join(trained)} only" if res.get("zero_shot")
+                                       else f", bridge trained on {','.join(trained)}")
+    print(f"{res['pairs']} pairs, teacher {res['teacher']}{seen}")
     print(f"{'system':<17}{'dir':<7}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR':>7}{'mean rank':>11}")
     for name, r in res.items():
-        if not isinstance(r, dict) or "km2en" not in r:
+        if not isinstance(r, dict) or "src2en" not in r:
             continue
-        for d in ("km2en", "en2km"):
+        for d in ("src2en", "en2src"):
             m = r[d]
             print(f"{name:<17}{d:<7}{m['r1']:>7.3f}{m['r5']:>7.3f}{m['r10']:>7.3f}{m['mrr']:>7.3f}{m['mean_rank']:>11.1f}")
 
@@ -46,32 +58,46 @@ def eval_retrieval(
     Args:
         model: an LLINK artifact directory (e.g. runs/align/llink).
         split: train, dev or test of the committed corpus (ignored with --data).
-        lang: language of the committed corpus.
+        lang: language of the committed corpus, or several (km,hi,my): each scored on its own split,
+            each result saying whether the bridge trained on that language or meets it zero-shot.
         data: any TSV/JSONL of (source, english) pairs to evaluate on instead.
         base: also score the base decoder reading the raw source text (slow: long token sequences).
-        out: directory for retrieval.json and the rank histogram PNG (default: next to the model).
-        json: print JSON instead of a table.
+        out: directory for retrieval.json (retrieval_<lang>.json with several languages) and the rank
+            histogram PNG (default: next to the model).
+        json: print JSON instead of a table ({lang: result} with several languages).
     """
     import json as jsonlib
 
     from llink.data import load_pairs
+    from llink.data.languages import parse_langs
     from llink.eval.plots import rank_histogram
     from llink.eval.retrieval import retrieval_report
     from llink.model import LLINK
 
     if model is None:
         raise LlinkError("--model is required: an LLINK artifact directory (e.g. runs/align/llink)")
-    pairs = load_pairs(split, lang, data)
+    langs = parse_langs(lang)
+    if data and len(langs) > 1:
+        raise LlinkError(f"--data is one file of one language; --lang {lang} names {len(langs)}: give one --lang, or drop --data")
+    sets = {one: load_pairs(split, one, data) for one in langs}  # every split is found before the model loads
     m = LLINK.from_pretrained(model)
-    res, rk = retrieval_report(m, pairs, with_base=base)
-    res["split"] = str(data) if data else split
     out = Path(out) if out else Path(model).parent
     out.mkdir(parents=True, exist_ok=True)
-    (out / "retrieval.json").write_text(jsonlib.dumps(res, indent=2))
-    rank_histogram(rk, out / "retrieval_ranks.png")
+    results = {}
+    for one, pairs in sets.items():
+        res, rk = retrieval_report(m, pairs, with_base=base)
+        res["split"] = str(data) if data else split
+        res.update(seen_languages(m, one, data))
+        name = "" if len(langs) == 1 else f"_{one}"
+        (out / f"retrieval{name}.json").write_text(jsonlib.dumps(res, indent=2))
+        rank_histogram(rk, out / f"retrieval_ranks{name}.png")
+        results[one] = res
     if json:
-        print(jsonlib.dumps(res, indent=2))
-    else:
+        print(jsonlib.dumps(results[langs[0]] if len(langs) == 1 else results, indent=2))
+        return
+    for one, res in results.items():
+        if len(langs) > 1:
+            print(f"\n== {one}")
         print_retrieval(res)
 
 
@@ -193,7 +219,8 @@ def eval_generate(
     # the oracle's answers are the other tasks' reference, even when its rows are not wanted
     oracle = next(s_ for s_ in built if s_.name == "english") if free_form else None
     res, rows = evaluate_generation(chosen, m.encoder, pairs, other, n_other, oracle=oracle)
-    report = {"split": str(data) if data else split, "n": len(pairs), "max_new_tokens": max_new_tokens, "generate": res}
+    report = {"split": str(data) if data else split, "n": len(pairs), "max_new_tokens": max_new_tokens, **seen_languages(m, lang, data),
+              "generate": res}
     if free_form:
         report["understanding_oracle"] = oracle_summary(m.encoder, rows)
     out = Path(out) if out else Path(model).parent

@@ -99,7 +99,7 @@ def teacher_sweep(
     print(f"{'teacher':<46}{'mean cos':>9}{'dev R@1':>9}{'dev MRR':>9}{'en→km R@1':>11}")
     for r in rows:
         mark = "  <- best" if r["name"] == best["name"] else ""
-        print(f"{r['name']:<46}{r['teacher_mean_cos']:>9.3f}{r['dev_r1']:>9.3f}{r['dev_mrr']:>9.3f}{r['dev_r1_en2km']:>11.3f}{mark}")
+        print(f"{r['name']:<46}{r['teacher_mean_cos']:>9.3f}{r['dev_r1']:>9.3f}{r['dev_mrr']:>9.3f}{r['dev_r1_en2src']:>11.3f}{mark}")
     print(f"best on dev: {best['name']}  (written {out / 'sweep.json'}, {out / 'sweep.png'})")
 
 

@@ -108,6 +108,12 @@ def test_demo_runs_another_language_and_names_it(tmp_path, tiny_dirs):
     assert m["numbers_test"]["pairs"] == 8 and m["understanding"]["choice"]["items"] == 8 and "ood" not in m
     report = (out / "report.md").read_text()
     assert "| Hindi |" in report and "| Khmer |" not in report
+    import pytest
+
+    from llink.errors import LlinkError
+
+    with pytest.raises(LlinkError, match="the demo trains and reports one language"):
+        demo(size="smoke", out=tmp_path / "two", recipe=a, slots_recipe=b, direct_recipe=c, lang="km,hi")
 
 
 def test_demo_refuses_a_recipe_that_is_not_a_mapping(tmp_path):

@@ -9,7 +9,7 @@ from llink.eval.plots import token_bars
 
 METRICS = {
     "size": "smoke",
-    "retrieval": {"llink": {"km2en": {"r1": 0.7, "mrr": 0.8}}, "encoder_ceiling": {"km2en": {"r1": 0.6, "mrr": 0.7}}},
+    "retrieval": {"llink": {"src2en": {"r1": 0.7, "mrr": 0.8}}, "encoder_ceiling": {"src2en": {"r1": 0.6, "mrr": 0.7}}},
     "generate": {"base": {"chrf": 3.0, "bleu": 0.1, "fidelity": 0.0, "distinct_outputs": 5},
                  "llink": {"chrf": 15.5, "bleu": 1.0, "fidelity": 0.3, "distinct_outputs": 9}},
     "prompt_tokens": {"base": 103.2, "llink": 35},

@@ -22,7 +22,7 @@ RECORDED = {
     "spans": ("spans-v1", "277466ac2557ab80"),
     "stage_b": ("stage-b-v3", "ab29a75424844697"),
     "direct": ("direct-v2", "7bb614a8b4c11501"),
-    "sweep": ("sweep-v1", "fc91a39865bf6fa9"),
+    "sweep": ("sweep-v2", "66798aa35fc6de21"),
     "usage": ("usage-v2", "804c1526301aa6cf"),
     "generation": ("generation-v3", "f230e98c7aa3aa89"),
     "comprehend": ("comprehend-v2", "7d116f5dc3f7bdc1"),

@@ -93,15 +93,15 @@ def test_both_directions():
     a = rng.standard_normal((20, 6))
     b = a + rng.standard_normal((20, 6))
     out = both_directions(a, b, chunk_size=3)
-    assert set(out) == {"km2en", "en2km"}
-    assert set(out["km2en"]) == METRIC_KEYS and set(out["en2km"]) == METRIC_KEYS
-    assert out["km2en"] == retrieval_metrics(a, b)
-    assert out["en2km"] == retrieval_metrics(b, a)
+    assert set(out) == {"src2en", "en2src"}
+    assert set(out["src2en"]) == METRIC_KEYS and set(out["en2src"]) == METRIC_KEYS
+    assert out["src2en"] == retrieval_metrics(a, b)
+    assert out["en2src"] == retrieval_metrics(b, a)
     g = rng.integers(0, 5, size=20)
     out = both_directions(a, b, b_groups=g)
-    assert out["km2en"] == retrieval_metrics(a, b, key_groups=g)
-    assert out["en2km"] == retrieval_metrics(b, a)
-    assert both_directions(a, b, key_groups=g)["en2km"] == retrieval_metrics(b, a, key_groups=g)
+    assert out["src2en"] == retrieval_metrics(a, b, key_groups=g)
+    assert out["en2src"] == retrieval_metrics(b, a)
+    assert both_directions(a, b, key_groups=g)["en2src"] == retrieval_metrics(b, a, key_groups=g)
     with pytest.raises(ValueError):
         both_directions(a, b, key_groups=g, a_groups=g)
 

@@ -23,7 +23,7 @@ def training_curve(log: Path, out: Path, title: str = "") -> Path | None:
     if ev:
         ax2 = ax.twinx()
         ax2.plot([r["step"] for r in ev], [r["dev_r1"] for r in ev], "o-", color="tab:red", label="dev R@1")
-        ax2.set_ylabel("dev R@1 (km→en)", color="tab:red")
+        ax2.set_ylabel("dev R@1 (src→en)", color="tab:red")
         ax2.set_ylim(0, 1)
     ax.set_title(title)
     fig.tight_layout()
@@ -64,7 +64,7 @@ def sweep_plot(rows: list[dict], out: Path) -> Path:
         if r.get("name") == "paper":
             ax.axhline(r["dev_r1"], color="grey", ls="--", label=f"paper preset ({r['dev_r1']:.2f})")
     ax.set_xlabel("decoder layer")
-    ax.set_ylabel("dev R@1 (km→en)")
+    ax.set_ylabel("dev R@1 (src→en)")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     ax.set_title("Teacher sweep: probe projector, dev retrieval")
@@ -82,7 +82,7 @@ def rank_histogram(ranks_by_system: dict, out: Path) -> Path:
     for name, r in ranks_by_system.items():
         ax.hist(r, bins=bins, histtype="step", lw=1.5, label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("rank of the true English sentence (km→en)")
+    ax.set_xlabel("rank of the true English sentence (src→en)")
     ax.set_ylabel("test sentences")
     ax.legend()
     fig.tight_layout()

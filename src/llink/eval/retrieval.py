@@ -73,9 +73,9 @@ def retrieval_metrics(queries, keys, *, key_groups=None, chunk_size: int = 1024)
 
 
 def both_directions(a, b, *, a_groups=None, b_groups=None, **kw) -> dict:
-    """{"km2en": a -> b, "en2km": b -> a}. ``a`` holds the Khmer side, ``b`` the English side.
+    """{"src2en": a -> b, "en2src": b -> a}. ``a`` holds the source-language side, ``b`` the English side.
 
-    Groups describe duplicate *keys*: b_groups applies to km2en, a_groups to en2km. A single
+    Groups describe duplicate *keys*: b_groups applies to src2en, a_groups to en2src. A single
     ``key_groups`` in ``kw`` (e.g. merged pair-group ids) applies to both directions.
     """
     shared = kw.pop("key_groups", None)
@@ -84,14 +84,14 @@ def both_directions(a, b, *, a_groups=None, b_groups=None, **kw) -> dict:
     if shared is not None:
         a_groups = b_groups = shared
     return {
-        "km2en": retrieval_metrics(a, b, key_groups=b_groups, **kw),
-        "en2km": retrieval_metrics(b, a, key_groups=a_groups, **kw),
+        "src2en": retrieval_metrics(a, b, key_groups=b_groups, **kw),
+        "en2src": retrieval_metrics(b, a, key_groups=a_groups, **kw),
     }
 
 
 def retrieval_report(model, pairs, progress: bool = True, with_base: bool = True, seed: int = 17) -> tuple[dict, dict]:
     """Metrics for llink, the encoder ceiling, the base decoder reading the source text, and an
-    untrained projector, all on the same pairs; plus each system's km->en ranks (for plots)."""
+    untrained projector, all on the same pairs; plus each system's src->en ranks (for plots)."""
     from ..encoders import encode_cached
     from ..prompts import PromptBuilder
     from ..projector import Projector

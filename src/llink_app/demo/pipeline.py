@@ -92,6 +92,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         lang: the corpus language (data/en-<lang>/, `llink data build --lang`) instead of the recipe's.
     """
     from llink.data import corpus_stats, load_pairs, load_split
+    from llink.data.languages import parse_langs
     from llink.data.scripts import language_name
     from llink.decoders import load_decoder
     from llink.encoders import load_encoder
@@ -112,6 +113,10 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     # Every recipe is read before anything runs: a typo should not surface after an hour of training.
     settings = read_recipe(align, recipe, out=out / "align", resume=True, epochs=plan["epochs"], max_train=plan["max_train"],
                            **({"lang": lang} if lang else {}))
+    if len(parse_langs(settings["lang"])) > 1:
+        many = settings["lang"]
+        raise LlinkError(f"--lang {many}: the demo trains and reports one language; train one bridge for several with "
+                         f"`llink align --lang {many}` and `llink slots --lang {many}`, then score each with `llink eval ... --lang`")
     b_steps = {"steps": plan["b_steps"]} if plan["b_steps"] else {}
     # One language and one decoder for the whole demo: Stage B takes its models from the Stage A
     # artifact, and the baseline reads the same decoder.
@@ -272,9 +277,9 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     write_report(metrics, out)
     if readme:
         update_readme(metrics, out, Path(readme))
-    r = res["llink"]["km2en"]
+    r = res["llink"]["src2en"]
     print("\n== summary")
-    print(f"retrieval (test, km→en): llink R@1 {r['r1']:.3f} MRR {r['mrr']:.3f}; encoder ceiling {res['encoder_ceiling']['km2en']['r1']:.3f}")
+    print(f"retrieval (test, src→en): llink R@1 {r['r1']:.3f} MRR {r['mrr']:.3f}; encoder ceiling {res['encoder_ceiling']['src2en']['r1']:.3f}")
     u = metrics["stage_b"]["usage"]
     print(f"slot usage (dev answer loss): true {u['loss_true']:.3f}, shuffled {u['loss_shuffled']:.3f}, zeroed {u['loss_zeroed']:.3f}")
     print_generation(metrics["generate"])

@@ -21,7 +21,7 @@ def write_report(m: dict, out: Path) -> Path:
               "| system | dir | R@1 | R@5 | R@10 | MRR | mean rank |", "|---|---|---|---|---|---|---|"]
     for name in ("llink", "llink_centred", "encoder_ceiling", "base", "random"):
         if name in res:
-            for d in ("km2en", "en2km"):
+            for d in ("src2en", "en2src"):
                 r = res[name][d]
                 lines.append(f"| {name} | {d} | {r['r1']:.3f} | {r['r5']:.3f} | {r['r10']:.3f} | {r['mrr']:.3f} | {r['mean_rank']:.1f} |")
     lines += ["", f"Teacher: `{res['teacher']}`. Paper (XLM-R-base + Llama-3.2-1B, ParaCrawl, 1,024 held-out pairs): "
@@ -136,12 +136,12 @@ def write_report(m: dict, out: Path) -> Path:
 def ood_lines(m: dict) -> list[str]:
     """In domain (Firefox test) beside out of domain (ood_test, never trained on), one table."""
     o, res, g = m["ood"], m.get("retrieval", {}), m.get("generate", {})
-    r1 = lambda r, name: f"{r[name]['km2en']['r1']:.3f}" if name in r else "-"
+    r1 = lambda r, name: f"{r[name]['src2en']['r1']:.3f}" if name in r else "-"
     gen = lambda r, name, f: f"{r[name][f]:.2f}" if name in r else "-"
     lines = [f"## In domain and out of domain (ood_test: {o['pairs']} UDHR paragraphs, never trained on)", "",
              "| | in domain (test) | out of domain (ood_test) |", "|---|---|---|"]
-    for label, name in (("R@1 km→en, llink", "llink"), ("R@1 km→en, llink centred on the set", "llink_centred"),
-                        ("R@1 km→en, encoder-only ceiling (centred)", "encoder_ceiling")):
+    for label, name in (("R@1 src→en, llink", "llink"), ("R@1 src→en, llink centred on the set", "llink_centred"),
+                        ("R@1 src→en, encoder-only ceiling (centred)", "encoder_ceiling")):
         lines.append(f"| {label} | {r1(res, name)} | {r1(o['retrieval'], name)} |")
     for label, name, f in (("chrF++, llink", "llink", "chrf"), ("chrF++, llink_shuffled", "llink_shuffled", "chrf"),
                            ("fidelity, llink", "llink", "fidelity"), ("fidelity, llink_shuffled", "llink_shuffled", "fidelity")):
@@ -217,12 +217,12 @@ def summary_lines(m: dict) -> list[str]:
     """The headline table: what the README shows and the report opens with."""
     out = []
     if "retrieval" in m:
-        r, c = m["retrieval"]["llink"]["km2en"], m["retrieval"]["encoder_ceiling"]["km2en"]
-        out += [f"Retrieval (test, km→en, decoder space): llink R@1 **{r['r1']:.3f}** (MRR {r['mrr']:.3f}); "
+        r, c = m["retrieval"]["llink"]["src2en"], m["retrieval"]["encoder_ceiling"]["src2en"]
+        out += [f"Retrieval (test, src→en, decoder space): llink R@1 **{r['r1']:.3f}** (MRR {r['mrr']:.3f}); "
                 f"encoder-only ceiling {c['r1']:.3f}.", ""]
     if m.get("ood"):
         o = m["ood"]
-        r, c, ctr = (o["retrieval"][k]["km2en"]["r1"] for k in ("llink", "encoder_ceiling", "llink_centred"))
+        r, c, ctr = (o["retrieval"][k]["src2en"]["r1"] for k in ("llink", "encoder_ceiling", "llink_centred"))
         g = o["generate"]
         out += [f"Out of domain (ood_test, {o['pairs']} UDHR paragraphs, never trained on): llink R@1 {r:.3f} "
                 f"({ctr:.3f} centred on the set) against the encoder-only ceiling {c:.3f}; translation chrF++ "

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from llink.alignment import StageASettings
+from llink.data.languages import load_dev_languages, load_languages, parse_langs
 from llink.data.mixture import mix
-from llink.data.sampling import subsample
 from llink.errors import LlinkError
 
 from ..args import CorpusArgs, EnglishArgs, RunArgs, command, opt
@@ -63,9 +63,8 @@ class AlignRecipe:
 
         from accelerate import Accelerator
 
-        from llink.data import load_pairs
         from llink.decoders import load_decoder
-        from llink.encoders import load_encoder
+        from llink.encoders import check_readable, load_encoder
         from llink.lineage import content_key, run_key
         from llink.model import LLINK, LLINKConfig
         from llink.prompts import PromptBuilder, PromptConfig
@@ -79,9 +78,11 @@ class AlignRecipe:
         self.encoder = encoder or load_encoder(cfg.encoder, layers=cfg.encoder_layers)
         self.decoder = decoder or load_decoder(cfg.decoder)
         self.builder = PromptBuilder(self.decoder.tokenizer, PromptConfig(k=cfg.k, system=cfg.system))
-        train = load_pairs("train", cfg.lang, cfg.train_data)
-        dev = load_pairs("dev", cfg.lang, cfg.dev_data)
-        train, dev = subsample(train, cfg.max_train, cfg.seed), subsample(dev, cfg.max_dev, cfg.seed)
+        self.langs = parse_langs(cfg.lang)
+        train, tags, self.languages = load_languages("train", self.langs, cfg.train_data, cfg.max_train, cfg.seed)
+        for lang in self.langs:
+            check_readable(self.encoder, [p.src for p, t in zip(train, tags) if t == lang], lang)
+        dev, self.dev_langs = load_dev_languages(self.langs, cfg.dev_data, cfg.max_dev, cfg.seed)
         train, self.mixture = mix(train, cfg.english_share, cfg.seed, cfg.english_data)
         # dev is scored, never trained on: it is not part of the key
         self.inputs = {"train": content_key([(p.src, p.en) for p in train])}
@@ -106,6 +107,7 @@ class AlignRecipe:
         mcfg = LLINKConfig.for_models(
             cfg.encoder, self.encoder, cfg.decoder, self.decoder, teacher=self.spec.to_dict(), prompt=self.builder.cfg.to_dict(),
             projector={"hidden_mult": cfg.hidden_mult, "dropout": cfg.dropout}, run_key=self.key, mixture={"stage_a": self.mixture},
+            languages={"stage_a": self.languages} if self.languages else None,
         )
         self.model = LLINK(mcfg)
         self.model.set_teacher_stats(stats)
@@ -168,8 +170,18 @@ class AlignRecipe:
         self.projector.eval()
         pred = self.acc.unwrap_model(self.projector)(self.dev_t.x.to(self.acc.device)).cpu()
         self.projector.train()
-        res = both_directions(pred, self.dev_t.y, key_groups=self.dev_t.groups.numpy())
-        return {"dev_r1": res["km2en"]["r1"], "dev_mrr": res["km2en"]["mrr"], "dev_r1_en2km": res["en2km"]["r1"]}
+        groups = self.dev_t.groups.numpy()
+        # Each language is ranked among its own dev set, the figure its single-language run reports;
+        # with several, dev_r1 (what the run is chosen on) is their mean, each language counting once.
+        per = {}
+        for lang in self.langs:
+            rows = [i for i, t in enumerate(self.dev_langs) if t == lang]
+            per[lang] = both_directions(pred[rows], self.dev_t.y[rows], key_groups=groups[rows])
+        mean = lambda d, m: sum(r[d][m] for r in per.values()) / len(per)  # noqa: E731
+        row = {"dev_r1": mean("src2en", "r1"), "dev_mrr": mean("src2en", "mrr"), "dev_r1_en2src": mean("en2src", "r1")}
+        if len(self.langs) > 1:
+            row.update({f"dev_r1_{lang}": r["src2en"]["r1"] for lang, r in per.items()})
+        return row
 
     # ------------------------------------------------------------------ train
     def train(self) -> dict:
@@ -239,8 +251,8 @@ class AlignArgs:
     encoder_layers: list[int] | None = opt(None, "encoder layers to read (0 = embeddings), each mean-pooled and normalised, then concatenated, e.g. [4, 8, 12]; unset reads the final layer only.")
     decoder: str = opt("smollm2-135m", "bundled 'smollm2-135m' or a Hugging Face causal LM id/path.")
     teacher: str = opt(DEFAULT_TEACHER, "'paper' (final layer, placeholder, no norm) or 'layer=N,pooling=mean|placeholder,norm=none|zscore'.")
-    max_train: int | None = opt(None, "use at most this many training pairs (seeded subset).")
-    max_dev: int | None = opt(1000, "use at most this many dev pairs.", run_only=True)
+    max_train: int | None = opt(None, "use at most this many training pairs (seeded subset; with several --lang, split evenly among them).")
+    max_dev: int | None = opt(1000, "use at most this many dev pairs (per language).", run_only=True)
     epochs: int = opt(20, "passes over the training pairs.")
     batch_size: int = opt(256, "pairs per step and process (in-batch negatives; gathered across processes).")
     lr: float = opt(StageASettings.lr, "peak learning rate (AdamW, betas 0.9/0.98).")
@@ -272,7 +284,7 @@ def _run_align(cfg) -> None:
     art = recipe.save()
     if recipe.acc.is_main_process:
         summary = {"artifact": str(art), "run_key": recipe.key, "steps": recipe.total_steps, "resumed_from_step": recipe.resumed_from_step,
-                   "train_pairs": len(recipe.train_t.x), "mixture": recipe.mixture, "cache_seconds": round(recipe.cache_seconds, 1), "train_seconds": round(recipe.train_seconds, 3), **final}
+                   "train_pairs": len(recipe.train_t.x), "languages": recipe.languages, "mixture": recipe.mixture, "cache_seconds": round(recipe.cache_seconds, 1), "train_seconds": round(recipe.train_seconds, 3), **final}
         (Path(cfg.out) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
 

@@ -44,7 +44,8 @@ class DirectRecipe(LoRARecipe):
     def write_artifact(self, path: Path) -> None:
         from llink.model import DirectModel
 
-        DirectModel.save(path, self.decoder, self.adapter, self.builder.cfg, lora_config(self.cfg), run_key=self.key, mixture=self.mixture)
+        DirectModel.save(path, self.decoder, self.adapter, self.builder.cfg, lora_config(self.cfg), run_key=self.key, mixture=self.mixture,
+                           languages=None if self.languages is None else {"direct": self.languages})
 
 
 @dataclass

@@ -151,7 +151,7 @@ class LoRARecipe:
 
         from accelerate import Accelerator
 
-        from llink.data import load_pairs
+        from llink.data.languages import load_dev_languages, load_languages, parse_langs
         from llink.data.mixture import mix
         from llink.data.synth import LocalGenerator, eligible, read_examples, synthesize
         from llink.lineage import content_key, run_key
@@ -165,6 +165,8 @@ class LoRARecipe:
         t0 = time.time()
         self.load_models(encoder, decoder)
         self.mixture = None
+        langs = parse_langs(cfg.lang)
+        self.languages = None  # examples from --data or a --train_data file: their language is not known here
         if cfg.data is not None:
             if cfg.english_share > 0:
                 raise LlinkError("--english_share mixes English texts into the train pairs before the examples are made; with --data "
@@ -173,10 +175,11 @@ class LoRARecipe:
             self.examples = read_examples(data / "train.jsonl" if data.is_dir() else data)
         else:
             gen = LocalGenerator(self.decoder, max_new_tokens=cfg.synth_max_new_tokens)
-            pairs, self.mixture = mix(load_pairs("train", cfg.lang, cfg.train_data), cfg.english_share, cfg.seed, cfg.english_data)
+            train, _, self.languages = load_languages("train", langs, cfg.train_data, None, cfg.seed)
+            pairs, self.mixture = mix(train, cfg.english_share, cfg.seed, cfg.english_data)
             self.examples = synthesize(pairs, gen, cfg.tasks.split(","), per_task=cfg.per_task, max_translate=cfg.max_translate,
                                        seed=cfg.seed, progress=show)
-        dev_pairs = eligible(load_pairs("dev", cfg.lang, cfg.dev_data))
+        dev_pairs = eligible(load_dev_languages(langs, cfg.dev_data, None, cfg.seed)[0])
         dev_pairs = [dev_pairs[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(dev_pairs))[: cfg.max_dev])]
         self.dev = [(p.src, "Translate to English.", p.en) for p in dev_pairs]
         self.data_seconds = time.time() - t0

@@ -225,6 +225,8 @@ class SlotsRecipe(LoRARecipe):
         self.model.config.run_key = self.key
         if self.mixture is not None:
             self.model.config.mixture = {**(self.model.config.mixture or {}), "stage_b": self.mixture}
+        if self.languages is not None:
+            self.model.config.languages = {**(self.model.config.languages or {}), "stage_b": self.languages}
         self.model.save_pretrained(path)
 
 

@@ -1,0 +1,131 @@
+"""Many languages (issue 27): one Stage A bridge per language, one bridge for several, and the
+languages neither saw, scored side by side on each language's test split; prints the README's
+per-language table and can write JSON.
+
+Every language's own bridge and the multilingual bridge train on the same number of pairs per
+language (`--per_lang`, a seeded sample: the multilingual run is balanced the same way), so the
+gap between them is the price of sharing one projector, not of less data. Training goes through
+`llink align` (resumed and reused by its run key), scoring through `llink eval retrieval` and,
+with `--stage_b`, `llink eval generate` (that Stage B model's translation against its shuffled
+control on each --own language: zero-shot wherever the model never trained).
+
+    python benchmarks/languages.py --own km,hi,si,am,my --multi km,hi,si,am --also ta,th,ka,dz \\
+        --stage_b runs/demo/slots/llink --json runs/langs/languages.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LLINK = [sys.executable, "-m", "llink_app"]
+
+
+def run(args: list[str], log: Path) -> None:
+    with log.open("a") as f:
+        f.write("$ llink " + " ".join(args) + "\n")
+        f.flush()
+        done = subprocess.run(LLINK + args, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        sys.exit(f"llink {' '.join(args)} failed (exit {done.returncode}); see {log}")
+
+
+def retrieval(model: Path, langs: list[str], out: Path, log: Path) -> dict:
+    run(["eval", "retrieval", f"--model={model}", f"--lang={','.join(langs)}", "--base=false", f"--out={out}"], log)
+    name = (lambda l: "retrieval.json") if len(langs) == 1 else (lambda l: f"retrieval_{l}.json")
+    return {l: json.loads((out / name(l)).read_text()) for l in langs}
+
+
+def print_table(result: dict) -> None:
+    rows, multi = result["languages"], result["multi"]
+    fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+    print(f"Bridges: own (one language, {result['per_lang']:,} train pairs) and multilingual ({','.join(multi)}, "
+          f"{result['per_lang']:,} each); test R@1 src→en, zero-shot marked z")
+    head = "| lang | train / dev / test | tokens × English | encoder ceiling | own bridge | multilingual | multi − own |"
+    if result["stage_b"]:
+        head += f" {result['stage_b']}: chrF++ (shuffled) | fidelity (shuffled) |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for lang, r in rows.items():
+        p = r["pairs"]
+        multi_r1 = fmt(r["multi"]) + (" z" if r["multi_zero_shot"] else "")
+        gap = "-" if "own" not in r else f"{r['multi'] - r['own']:+.3f}" + (f" ({r['multi'] / r['own']:.0%} of own)" if r["multi_zero_shot"] else "")
+        line = (f"| {lang} {r['name']} | {p['train']:,} / {p['dev']:,} / {p['test']:,} | {r['tokens_ratio']:.2f} | {fmt(r['encoder_ceiling'])} "
+                f"| {fmt(r.get('own'))} | {multi_r1} | {gap} |")
+        if "stage_b" in r:
+            b = r["stage_b"]
+            line += (f" {b['llink']['chrf']:.2f} ({b['llink_shuffled']['chrf']:.2f}){' z' if b['zero_shot'] else ''} "
+                     f"| {b['llink']['fidelity']:.3f} ({b['llink_shuffled']['fidelity']:.3f}) |")
+        elif result["stage_b"]:
+            line += " - | - |"
+        print(line)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--own", default="km,hi,si,am,my", help="languages that each get their own bridge")
+    ap.add_argument("--multi", default="km,hi,si,am", help="the languages of the one multilingual bridge")
+    ap.add_argument("--also", default="ta,th,ka,dz", help="more languages scored zero-shot (no bridge trains on them)")
+    ap.add_argument("--per_lang", type=int, default=5000, help="train pairs per language, for every bridge")
+    ap.add_argument("--recipe", default="recipes/cpu.yaml", help="the Stage A recipe every bridge uses")
+    ap.add_argument("--stage_b", default=None, help="a Stage B artifact to translate the --own languages with (and its shuffled control)")
+    ap.add_argument("--n_generate", type=int, default=100, help="test texts translated per language with --stage_b")
+    ap.add_argument("--out", default="runs/langs")
+    ap.add_argument("--json", default=None, help="also write the result here")
+    ap.add_argument("--table", default=None, help="print the table of an earlier --json result and stop (runs nothing)")
+    args = ap.parse_args()
+    if args.table:
+        return print_table(json.loads(Path(args.table).read_text()))
+
+    from llink.data.languages import parse_langs
+    from llink.data.scripts import language_name
+    from llink.data.splits import load_split
+    from llink.eval.tokens import inflation
+
+    own, multi, also = parse_langs(args.own), parse_langs(args.multi), parse_langs(args.also) if args.also else []
+    every = list(dict.fromkeys(own + multi + also))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "languages.log"
+    common = [f"--config={args.recipe}", "--resume=true", "--progress=false"]
+    for lang in own:
+        run(["align", *common, f"--lang={lang}", f"--max_train={args.per_lang}", f"--out={out / ('own_' + lang)}"], log)
+    run(["align", *common, f"--lang={','.join(multi)}", f"--max_train={args.per_lang * len(multi)}", f"--out={out / 'multi'}"], log)
+
+    from llink.decoders import load_decoder
+
+    decoder = load_decoder(json.loads((out / "multi" / "llink" / "config.json").read_text())["decoder"])
+    rows = {}
+    for lang in every:
+        test = load_split("test", lang)
+        tok = inflation(decoder.tokenizer, [p.src for p in test], [p.en for p in test], k=8)
+        rows[lang] = {"name": language_name(lang), "pairs": {s: len(load_split(s, lang)) for s in ("train", "dev", "test")},
+                      "tokens_ratio": tok["ratio"]}
+    for lang in own:
+        res = retrieval(out / f"own_{lang}" / "llink", [lang], out / "eval" / f"own_{lang}", log)[lang]
+        rows[lang]["own"] = res["llink"]["src2en"]["r1"]
+    for lang, res in retrieval(out / "multi" / "llink", every, out / "eval" / "multi", log).items():
+        rows[lang]["encoder_ceiling"] = res["encoder_ceiling"]["src2en"]["r1"]
+        rows[lang]["multi"] = res["llink"]["src2en"]["r1"]
+        rows[lang]["multi_zero_shot"] = res["zero_shot"]
+    if args.stage_b:
+        for lang in own:
+            dest = out / "eval" / f"generate_{lang}"
+            run(["eval", "generate", f"--model={args.stage_b}", f"--lang={lang}", f"--n={args.n_generate}", "--n_other=0",
+                 "--systems=llink,llink_shuffled", f"--out={dest}"], log)
+            g = json.loads((dest / "generate.json").read_text())
+            rows[lang]["stage_b"] = {"zero_shot": g["zero_shot"], "n": g["n"],
+                                     **{s: {"chrf": g["generate"][s]["chrf"], "fidelity": g["generate"][s]["fidelity"]}
+                                        for s in ("llink", "llink_shuffled")}}
+    result = {"per_lang": args.per_lang, "own": own, "multi": multi, "also": also, "stage_b": args.stage_b, "languages": rows}
+
+    print_table(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
