@@ -25,7 +25,8 @@ def opt(default, doc: str, run_only: bool = False, keyed_when=None):
 
 @dataclass
 class CorpusArgs:
-    lang: str = opt("km", "language of the committed corpus (data/en-<lang>).")
+    lang: str = opt("km", "language of the committed corpus (data/en-<lang>), or several (km,hi,si): one bridge for all, each language "
+                          "giving the same number of pairs, dev scored per language.")
     train_data: Path | None = opt(None, "any TSV/JSONL of (source, english) pairs instead of the train split.", run_only=True)
     dev_data: Path | None = opt(None, "any TSV/JSONL of pairs instead of the dev split (dev scores only; never trained on).", run_only=True)
 
