@@ -93,7 +93,7 @@ class LLINKConfig:
         (made before issue 27, or from a user's file whose language it never named)."""
         if not self.languages:
             return None
-        return list(dict.fromkeys(lang for stage in self.languages.values() for lang in stage))
+        return list(dict.fromkeys(lang for stage in self.languages.values() for lang, n in stage.items() if n > 0))
 
     @property
     def teacher_spec(self) -> TeacherSpec:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from llink.data.io import write_pairs
-from llink.data.languages import load_languages, parse_langs
+from llink.data.languages import after_mixture, load_languages, parse_langs
 from llink.data.splits import load_split
 from llink.errors import LlinkError
 from llink_app.__main__ import main
@@ -45,6 +45,9 @@ def test_several_languages_are_balanced_and_one_reads_as_before(three_languages)
         load_languages("train", ["km", "hi"], data=three_languages / "en-km" / "train.tsv.gz")
     # a user's file: --lang picks its column, but nothing says which language it is, so no record
     assert load_languages("train", ["hi"], data=three_languages / "en-hi" / "train.tsv.gz")[2] is None
+    # English only: the bridge saw no pair of any language, so every language is zero-shot to it
+    assert after_mixture({"km": 60}, {"english_share": 1.0, "parallel": 0, "english": 60}) == {"km": 0}
+    assert after_mixture({"km": 60}, {"english_share": 0.2, "parallel": 60, "english": 15}) == {"km": 60}
     with pytest.raises(LlinkError, match=r"missing .*en-si.*llink data build --lang si"):
         load_languages("train", ["km", "si"])
 

@@ -75,3 +75,11 @@ def load_dev_languages(langs: list[str], data: str | Path | None, max_each: int 
         pairs += ps
         tags += [lang] * len(ps)
     return pairs, tags
+
+
+def after_mixture(record: dict[str, int] | None, mixture: dict) -> dict[str, int] | None:
+    """The pairs each language really gave once English-only texts are mixed in: none at all with
+    English only (`--english_share 1`), whose bridge then meets every language zero-shot."""
+    if record is None or mixture.get("parallel", 1) > 0:
+        return record
+    return {lang: 0 for lang in record}

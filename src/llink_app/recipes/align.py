@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from llink.alignment import StageASettings
-from llink.data.languages import load_dev_languages, load_languages, parse_langs
+from llink.data.languages import after_mixture, load_dev_languages, load_languages, parse_langs
 from llink.data.mixture import mix
 from llink.errors import LlinkError
 
@@ -84,6 +84,7 @@ class AlignRecipe:
             check_readable(self.encoder, [p.src for p, t in zip(train, tags) if t == lang], lang)
         dev, self.dev_langs = load_dev_languages(self.langs, cfg.dev_data, cfg.max_dev, cfg.seed)
         train, self.mixture = mix(train, cfg.english_share, cfg.seed, cfg.english_data)
+        self.languages = after_mixture(self.languages, self.mixture)
         # dev is scored, never trained on: it is not part of the key
         self.inputs = {"train": content_key([(p.src, p.en) for p in train])}
         models = {"encoder": self.encoder.id, "encoder_layers": getattr(self.encoder, "layers", None), "decoder": self.decoder.id,

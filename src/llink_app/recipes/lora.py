@@ -151,7 +151,7 @@ class LoRARecipe:
 
         from accelerate import Accelerator
 
-        from llink.data.languages import load_dev_languages, load_languages, parse_langs
+        from llink.data.languages import after_mixture, load_dev_languages, load_languages, parse_langs
         from llink.data.mixture import mix
         from llink.data.synth import LocalGenerator, eligible, read_examples, synthesize
         from llink.lineage import content_key, run_key
@@ -177,6 +177,7 @@ class LoRARecipe:
             gen = LocalGenerator(self.decoder, max_new_tokens=cfg.synth_max_new_tokens)
             train, _, self.languages = load_languages("train", langs, cfg.train_data, None, cfg.seed)
             pairs, self.mixture = mix(train, cfg.english_share, cfg.seed, cfg.english_data)
+            self.languages = after_mixture(self.languages, self.mixture)
             self.examples = synthesize(pairs, gen, cfg.tasks.split(","), per_task=cfg.per_task, max_translate=cfg.max_translate,
                                        seed=cfg.seed, progress=show)
         dev_pairs = eligible(load_dev_languages(langs, cfg.dev_data, None, cfg.seed)[0])
