@@ -24,13 +24,20 @@ from pathlib import Path
 LLINK = [sys.executable, "-m", "llink_app"]
 
 
+BAR = None  # one tqdm step per llink command (each runs minutes; its own output goes to the log)
+
+
 def run(args: list[str], log: Path) -> None:
+    if BAR is not None:
+        BAR.set_postfix_str(" ".join(args[:2]) + " " + next((a for a in args if a.startswith("--lang=")), ""))
     with log.open("a") as f:
         f.write("$ llink " + " ".join(args) + "\n")
         f.flush()
         done = subprocess.run(LLINK + args, stdout=f, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         sys.exit(f"llink {' '.join(args)} failed (exit {done.returncode}); see {log}")
+    if BAR is not None:
+        BAR.update(1)
 
 
 def retrieval(model: Path, langs: list[str], out: Path, log: Path) -> dict:
@@ -82,7 +89,7 @@ def main() -> None:
 
     from llink.data.languages import parse_langs
     from llink.data.scripts import language_name
-    from llink.data.splits import load_split
+    from llink.data.splits import corpus_stats, load_split
     from llink.eval.tokens import inflation
 
     own, multi, also = parse_langs(args.own), parse_langs(args.multi), parse_langs(args.also) if args.also else []
@@ -91,6 +98,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "languages.log"
     common = [f"--config={args.recipe}", "--resume=true", "--progress=false"]
+    from tqdm.auto import tqdm
+
+    global BAR
+    BAR = tqdm(total=2 * len(own) + 2 + (len(own) if args.stage_b else 0), desc="languages", unit="run")
     for lang in own:
         run(["align", *common, f"--lang={lang}", f"--max_train={args.per_lang}", f"--out={out / ('own_' + lang)}"], log)
     run(["align", *common, f"--lang={','.join(multi)}", f"--max_train={args.per_lang * len(multi)}", f"--out={out / 'multi'}"], log)
@@ -102,7 +113,7 @@ def main() -> None:
     for lang in every:
         test = load_split("test", lang)
         tok = inflation(decoder.tokenizer, [p.src for p in test], [p.en for p in test], k=8)
-        rows[lang] = {"name": language_name(lang), "pairs": {s: len(load_split(s, lang)) for s in ("train", "dev", "test")},
+        rows[lang] = {"name": language_name(lang), "pairs": {s: st["pairs"] for s, st in corpus_stats(lang).items()},
                       "tokens_ratio": tok["ratio"]}
     for lang in own:
         res = retrieval(out / f"own_{lang}" / "llink", [lang], out / "eval" / f"own_{lang}", log)[lang]
@@ -120,6 +131,7 @@ def main() -> None:
             rows[lang]["stage_b"] = {"zero_shot": g["zero_shot"], "n": g["n"],
                                      **{s: {"chrf": g["generate"][s]["chrf"], "fidelity": g["generate"][s]["fidelity"]}
                                         for s in ("llink", "llink_shuffled")}}
+    BAR.close()
     result = {"per_lang": args.per_lang, "own": own, "multi": multi, "also": also, "stage_b": args.stage_b, "languages": rows}
 
     print_table(result)

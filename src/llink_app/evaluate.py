@@ -32,8 +32,10 @@ def seen_languages(model, lang: str, data) -> dict:
 
 def print_retrieval(res: dict) -> None:
     trained = res.get("trained_languages")
-    seen = "" if trained is None else (f", zero-shot: the bridge trained on {','.join(trained)} only" if res.get("zero_shot")
-                                       else f", bridge trained on {','.join(trained)}")
+    seen = ""
+    if trained is not None:
+        on = ",".join(trained) or "no language's pairs (English only)"
+        seen = f", zero-shot: the bridge trained on {on}{' only' if trained else ''}" if res.get("zero_shot") else f", bridge trained on {on}"
     print(f"{res['pairs']} pairs, teacher {res['teacher']}{seen}")
     print(f"{'system':<17}{'dir':<7}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR':>7}{'mean rank':>11}")
     for name, r in res.items():

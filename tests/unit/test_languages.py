@@ -112,3 +112,10 @@ def test_an_encoder_blind_to_a_script_is_refused_before_training():
     with pytest.raises(LlinkError, match=r"tiny-words cannot read --lang dz: 100% of its pieces"):
         check_readable(enc, ["ཡིག་ཆ ཧྲིལ"], "dz")
     assert unknown_share(SimpleNamespace(id="engine"), ["x"]) is None
+
+
+def test_a_one_language_command_given_several_says_so(capsys):
+    assert main(["tokens", "--lang=km,hi"]) == 2
+    assert "reads one language's test split" in capsys.readouterr().err
+    with pytest.raises(LlinkError, match="reads one language's dev split"):
+        load_split("dev", "km,hi")

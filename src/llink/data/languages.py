@@ -54,11 +54,7 @@ def load_languages(split: str, langs: list[str], data: str | Path | None = None,
     if n < 1:
         raise LlinkError(f"--lang {','.join(langs)}: {split} has {', '.join(f'{l} {len(p)}' for l, p in per.items())} pairs, "
                          f"too few to give every language the same share of --max_train {max_total}")
-    pairs, tags = [], []
-    for lang, ps in per.items():
-        take = subsample(ps, n, seed)
-        pairs += take
-        tags += [lang] * len(take)
+    pairs, tags = _joined({lang: subsample(ps, n, seed) for lang, ps in per.items()})
     return pairs, tags, {lang: n for lang in langs}
 
 
@@ -69,12 +65,12 @@ def load_dev_languages(langs: list[str], data: str | Path | None, max_each: int 
     if len(langs) > 1 and data is not None:
         raise LlinkError(f"--lang {','.join(langs)} scores each language's committed dev split; --dev_data holds one language: "
                          "drop it, or train on one --lang")
-    pairs, tags = [], []
-    for lang in langs:
-        ps = subsample(load_pairs("dev", lang, data), max_each, seed)
-        pairs += ps
-        tags += [lang] * len(ps)
-    return pairs, tags
+    return _joined({lang: subsample(load_pairs("dev", lang, data), max_each, seed) for lang in langs})
+
+
+def _joined(per: dict[str, list[Pair]]) -> tuple[list[Pair], list[str]]:
+    """The languages' pairs one after another, and each pair's language."""
+    return [p for ps in per.values() for p in ps], [lang for lang, ps in per.items() for _ in ps]
 
 
 def after_mixture(record: dict[str, int] | None, mixture: dict) -> dict[str, int] | None:

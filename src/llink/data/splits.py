@@ -45,6 +45,9 @@ def __getattr__(name: str):
 def split_path(split: str, lang: str = "km", data_dir: str | Path | None = None) -> Path:
     if split not in _FILES:
         raise LlinkError(f"unknown split {split!r}; expected one of {', '.join(_FILES)}")
+    if "," in lang:  # a list is read by llink.data.languages, one language at a time
+        raise LlinkError(f"--lang {lang}: this command reads one language's {split} split; give one code (several languages are for "
+                         "llink align, slots, finetune-direct and eval retrieval)")
     base = Path(data_dir) if data_dir is not None else find_data_dir(lang)
     return base / f"en-{lang}" / _FILES[split]
 
