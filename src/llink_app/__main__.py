@@ -149,6 +149,7 @@ def synth(
     max_new_tokens: int = 48,
     batch_size: int = 32,
     seed: int = 17,
+    passages: int = 0,
 ) -> None:
     """Build Stage B instruction data (translate / summarise / bullets / QA) from parallel pairs.
 
@@ -172,6 +173,7 @@ def synth(
         max_new_tokens: answer length cap.
         batch_size: generation batch size (local generator).
         seed: seed of the per-task samples.
+        passages: train passages (2-6 consecutive sentences of one help file) added whole to every task.
     """
     from llink.data import load_pairs
     from llink.data.synth import EndpointGenerator, LocalGenerator, parse_tasks, synthesize, write_examples
@@ -184,8 +186,12 @@ def synth(
         gen = EndpointGenerator(generator_url, generator_model, max_new_tokens)
     else:
         gen = LocalGenerator(load_decoder(generator), max_new_tokens=max_new_tokens, batch_size=batch_size)
+    from llink.data.passages import training_passages
+
     pairs = load_pairs("train", lang, train_data)
-    ex = synthesize(pairs, gen, names, per_task=per_task, max_translate=max_translate, min_chars=min_chars, max_chars=max_chars, seed=seed)
+    chosen = training_passages(pairs, passages, seed, where=str(train_data or "the train split"))
+    ex = synthesize(pairs, gen, names, per_task=per_task, max_translate=max_translate, min_chars=min_chars, max_chars=max_chars, seed=seed,
+                    passages=chosen)
     write_examples(Path(out) / "train.jsonl", ex)
     counts: dict[str, int] = {}
     for e in ex:

@@ -55,6 +55,9 @@ class ExamplesArgs:
     tasks: str = opt("translate,summarise,bullets,qa", "comma-separated task families: translate, summarise, bullets, qa.")
     per_task: int = opt(200, "examples per generated (non-translation) task.")
     max_translate: int | None = opt(None, "at most this many translation examples (default: every eligible pair).")
+    passages: int = opt(0, "train passages (2-6 consecutive sentences of one help file, built like test_passages) added whole "
+                           "to every task: translation targets their English, the other tasks answers self-distilled from it.",
+                        keyed_when=lambda cfg: cfg.passages > 0)
     synth_max_new_tokens: int = opt(48, "answer length cap when self-distilling targets.")
     max_answer_tokens: int | None = opt(48, "drop training examples whose answer is longer (None keeps all).")
 

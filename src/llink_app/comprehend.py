@@ -46,7 +46,8 @@ def eval_comprehend(
     Args:
         model: a Stage B LLINK artifact directory.
         direct: a direct-finetune artifact (from `llink finetune-direct`) to compare against.
-        split: a split of the committed corpus (ignored with --data); its pairs need provenance.
+        split: a split of the committed corpus (ignored with --data); its pairs need provenance: test_passages, or
+            dev_passages (passages of dev's held-out help files, made on the fly) to choose a recipe on.
         lang: language of the committed corpus.
         data: any TSV/JSONL of (source, english) pairs with a `source` provenance column/field whose
             part before '#' names the document, instead of a split.

@@ -172,7 +172,8 @@ def eval_generate(
     Args:
         model: a Stage B LLINK artifact directory.
         direct: a direct-finetune artifact (from `llink finetune-direct`) to compare against.
-        split: train, dev or test of the committed corpus (ignored with --data).
+        split: a split of the committed corpus (ignored with --data): train, dev, test, test_numbers, test_passages,
+            dev_passages, ood_dev, ood_test.
         lang: language of the committed corpus.
         data: any TSV/JSONL of (source, english) pairs instead of a split.
         n: texts in the fixed (seeded) sample.

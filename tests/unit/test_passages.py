@@ -11,8 +11,8 @@ import pytest
 from llink.data import load_pairs, read_pairs, write_pairs
 from llink.data.debian import split_corpus
 from llink.data.io import Pair
-from llink.data.passages import (english_sentences, file_passages, module_of, number_pairs, numbers, shares_number,
-                                 write_passages)
+from llink.data.passages import (english_sentences, file_passages, module_of, number_pairs, numbers, shares_number, split_passages,
+                                 training_passages, write_passages)
 from llink.data.splits import split_path
 from llink.errors import LlinkError
 
@@ -197,3 +197,33 @@ def test_committed_test_numbers_file_is_byte_reproducible(committed_numbers, tmp
     out = tmp_path / "test_numbers.tsv.gz"
     write_pairs(out, committed_numbers, lang="km")
     assert out.read_bytes() == (REPO_DATA / "en-km" / "test_numbers.tsv.gz").read_bytes()
+
+
+# --- passages made on the fly: train passages for Stage B, dev passages for choosing (issue 24) -------------------
+
+def test_split_passages_keep_each_file_apart_and_skip_pairs_without_help_provenance():
+    a, b = "text/scalc/01/a.xhp", "text/swriter/01/b.xhp"
+    # the two files interleaved, as a shuffled split might hold them: passages still never mix files
+    pairs = [p for i in range(1, 5) for p in (par(a, i), par(b, i))] + [Pair("ក" * 200, "A UI string. Another.", "ui:x.mo")]
+    got = split_passages(pairs)
+    assert sorted(q.source for q in got) == [f"help:{a}#par_id1..par_id4", f"help:{b}#par_id1..par_id4"]
+    assert all(q.en.count(f"of {Path(q.source[5:].split('#')[0]).stem}.") == 4 for q in got)
+    assert split_passages([Pair("ក" * 200, "No provenance. At all.")]) == []
+
+
+def test_training_passages_are_a_seeded_sample_and_refuse_a_file_without_provenance():
+    pairs = [par(f"text/shared/f{j}.xhp", i) for j in range(6) for i in range(1, 5)]
+    got = training_passages(pairs, 3, seed=5)
+    assert len(got) == 3 and got == training_passages(pairs, 3, seed=5)
+    assert len(training_passages(pairs, 100)) == 6 and training_passages(pairs, 0) == []
+    with pytest.raises(LlinkError, match="--passages 2: my.tsv hold no passage"):
+        training_passages([Pair("ក" * 200, "No provenance. At all.")], 2, where="my.tsv")
+
+
+def test_dev_passages_come_from_dev_files_only():
+    dev = load_pairs("dev_passages", "km")
+    assert len(dev) >= 100 and all(2 <= english_sentences(q.en) <= 6 for q in dev)
+    dev_files = {p.source.split("#")[0] for p in load_pairs("dev", "km")}
+    train_files = {p.source.split("#")[0] for p in load_pairs("train", "km")}
+    assert {q.source.split("#")[0] for q in dev} <= dev_files and not {q.source.split("#")[0] for q in dev} & train_files
+    assert split_path("dev_passages", "km").name == "dev.tsv.gz"

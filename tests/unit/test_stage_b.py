@@ -412,3 +412,23 @@ def test_gradient_checkpointing_recomputes_layers_and_trains_the_same_weights(st
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_train_passages_join_the_examples_and_a_file_without_provenance_is_refused(stage_a, tmp_path, capsys):
+    from .test_align import WORDS_EN, WORDS_KM
+
+    lines = ["km\ten\tsource"]
+    for f in range(4):
+        for i in range(1, 5):  # 4 paragraphs of one file: one passage of 4 sentences, >= 150 characters of Khmer
+            w = [(f * 4 + i + k) % 12 for k in range(3)]
+            lines.append(f"{' '.join(WORDS_KM[j] for j in w)} {f}{i} " + "ក" * 40 + f"\t{' '.join(WORDS_EN[j] for j in w).capitalize()} {f}{i}.\t"
+                         f"help:text/shared/f{f}.xhp#par_id{i}")
+    data = tmp_path / "help.tsv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(slots_args(stage_a, tmp_path / "b", train_data=data, steps=2, eval_every=2, checkpoint_every=2, passages=3,
+                           max_answer_tokens=200)) == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["passages"] == 3 and summary["tasks"] == {"translate": 16 + 3}
+    capsys.readouterr()
+    assert main(slots_args(stage_a, tmp_path / "c", steps=2, passages=3)) == 2
+    assert "--passages 3:" in capsys.readouterr().err and not (tmp_path / "c" / "llink").exists()

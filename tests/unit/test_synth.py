@@ -78,3 +78,20 @@ def test_endpoint_generator_speaks_openai_chat_completions():
         srv.shutdown()
     with pytest.raises(LlinkError, match="failed"):
         EndpointGenerator(f"http://127.0.0.1:{srv.server_port}/v1", "m", timeout=2)([("q", "t")])
+
+
+def test_passages_join_every_task_past_the_length_filter(tiny_decoder):
+    asked = []
+
+    class Recording(Counting):
+        def __call__(self, requests):
+            asked.extend(en for _, en in requests)
+            return super().__call__(requests)
+
+    gen = Recording(LocalGenerator(tiny_decoder, max_new_tokens=4, batch_size=8))
+    passages = [Pair("ក" * 400 + str(i), f"First sentence {i}. Second sentence {i}.", f"help:f.xhp#p{i}..p{i + 1}") for i in range(3)]
+    ex = synthesize(PAIRS, gen, ["translate", "summarise"], per_task=5, seed=29, progress=False, passages=passages)
+    tr = [e for e in ex if e.task == "translate"]
+    assert len(tr) == 33 and [e.answer for e in tr[-3:]] == [p.en for p in passages]
+    # 5 sentences and the 3 passages, though each passage is past max_chars
+    assert gen.calls == 8 and {p.en for p in passages} <= set(asked)

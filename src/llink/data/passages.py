@@ -117,6 +117,31 @@ def choose_passage_files(help_files: dict[str, list[Pair]], exclude: set[str], b
     return chosen
 
 
+def split_passages(pairs: list[Pair]) -> list[Pair]:
+    """The passages of a split held out (or kept) by whole help file, as pairs whose source is
+    the passage's provenance: the train split's for passage-length training examples, dev's for a
+    comprehension dev set. Pairs keep their split's order (document order within a file); pairs
+    without help provenance (UI strings, a user's file) give none."""
+    files: dict[str, list[Pair]] = {}
+    for p in pairs:
+        if p.source.startswith("help:"):
+            files.setdefault(p.source[5:].partition("#")[0], []).append(p)
+    return [Pair(q.src, q.en, q.source) for f, ps in files.items() for q in file_passages(f, ps)]
+
+
+def training_passages(pairs: list[Pair], n: int, seed: int = 17, where: str = "the train pairs") -> list[Pair]:
+    """A seeded sample of n passages of a training split (all of them when it has fewer)."""
+    if n <= 0:
+        return []
+    found = split_passages(pairs)
+    if not found:
+        raise LlinkError(f"--passages {n}: {where} hold no passage (runs of 2-6 sentences from one LibreOffice help file need "
+                         "`help:<file>#<id>` provenance in the source column, as the committed train split has); "
+                         "use --passages 0 for a file without it")
+    rng = random.Random(seed + 7)
+    return [found[i] for i in sorted(rng.sample(range(len(found)), min(n, len(found))))]
+
+
 def numbers(text: str) -> set[str]:
     """The numbers in a text, digits of any script mapped to ASCII ("៣.៥" -> "3.5")."""
     from ..hints import ascii_digits

@@ -18,8 +18,12 @@ HELD_OUT_PAIR_SPLITS = ("test_numbers",)
 # Out-of-domain pairs (issue 26, llink.data.ood): not software text, never trained on; written by
 # `llink data ood`, not `llink data build`.
 OOD_SPLITS = ("ood_dev", "ood_test")
+# Passages made on the fly from a split held out by whole help file (llink.data.passages.split_passages):
+# dev's help files give a comprehension dev set for choosing a recipe without touching test.
+DERIVED_SPLITS = {"dev_passages": "dev"}
 _FILES = {**{s: f"{s}.tsv.gz" for s in SPLITS + HELD_OUT_PAIR_SPLITS + OOD_SPLITS},
-          **{s: f"{s}.jsonl.gz" for s in PASSAGE_SPLITS}}
+          **{s: f"{s}.jsonl.gz" for s in PASSAGE_SPLITS},
+          **{s: f"{parent}.tsv.gz" for s, parent in DERIVED_SPLITS.items()}}
 
 
 def find_data_dir(lang: str = "km") -> Path:
@@ -60,7 +64,14 @@ def load_split(split: str, lang: str = "km", data_dir: str | Path | None = None)
             f"missing {path}: run `{build}` "
             "(or set LLINK_DATA_DIR to the folder that holds en-<lang>/)"
         )
-    return read_pairs(path, lang=lang)
+    pairs = read_pairs(path, lang=lang)
+    if split in DERIVED_SPLITS:
+        from llink.data.passages import split_passages
+
+        pairs = split_passages(pairs)
+        if not pairs:
+            raise LlinkError(f"{path} gives no {split}: it holds no runs of 2-6 help sentences with help:<file>#<id> provenance")
+    return pairs
 
 
 def load_pairs(split: str, lang: str = "km", data: str | Path | None = None) -> list[Pair]:

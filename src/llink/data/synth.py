@@ -97,9 +97,14 @@ def synthesize(
     max_chars: int = 256,
     seed: int = 17,
     progress: bool = True,
+    passages: Sequence[Pair] = (),
 ) -> list[Example]:
     """Examples for every task: all eligible pairs (or max_translate) for translation, a seeded
-    sample of per_task pairs for each generated task. Generated answers are cached."""
+    sample of per_task pairs for each generated task. Generated answers are cached.
+
+    `passages` (multi-sentence pairs, llink.data.passages.split_passages) join every task whole,
+    past the character filter: a bridge trained only on sentences has never had to carry a
+    paragraph, and the comprehension test asks exactly that."""
     from tqdm.auto import tqdm
 
     from ..cache import TextStore
@@ -115,10 +120,10 @@ def synthesize(
         instructions = TASKS[task]
         if task == "translate":
             chosen = pool if max_translate is None else [pool[i] for i in sorted(rng.permutation(len(pool))[:max_translate])]
-            out += [Example(p.src, p.en, task, instructions[0], p.en) for p in chosen]
+            out += [Example(p.src, p.en, task, instructions[0], p.en) for p in list(chosen) + list(passages)]
             continue
         idx = sorted(np.random.default_rng(seed + 101 * (t_i + 1)).permutation(len(pool))[:per_task])
-        chosen = [pool[i] for i in idx]
+        chosen = [pool[i] for i in idx] + list(passages)
         instr = [instructions[j % len(instructions)] for j in range(len(chosen))]
         requests = [(i, p.en) for i, p in zip(instr, chosen)]
         store = TextStore("synth", generator=generator.id, tags=version("synth"))  # llink.lineage

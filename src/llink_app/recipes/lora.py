@@ -153,6 +153,7 @@ class LoRARecipe:
 
         from llink.data.languages import after_mixture, load_dev_languages, load_languages, parse_langs
         from llink.data.mixture import mix
+        from llink.data.passages import training_passages
         from llink.data.synth import LocalGenerator, eligible, read_examples, synthesize
         from llink.lineage import content_key, run_key
         from llink.precision import resolve_precision
@@ -166,8 +167,12 @@ class LoRARecipe:
         self.load_models(encoder, decoder)
         self.mixture = None
         langs = parse_langs(cfg.lang)
+        self.passages_used = 0
         self.languages = None  # examples from --data or a --train_data file: their language is not known here
         if cfg.data is not None:
+            if cfg.passages:
+                raise LlinkError("--passages adds train passages while the examples are made; with --data they are made already "
+                                 "(build them with `llink synth --passages N`) : drop --data or --passages")
             if cfg.english_share > 0:
                 raise LlinkError("--english_share mixes English texts into the train pairs before the examples are made; with --data "
                                  "the examples are made already: drop --data (they are synthesised and cached here) or --english_share")
@@ -178,8 +183,13 @@ class LoRARecipe:
             train, _, self.languages = load_languages("train", langs, cfg.train_data, None, cfg.seed)
             pairs, self.mixture = mix(train, cfg.english_share, cfg.seed, cfg.english_data)
             self.languages = after_mixture(self.languages, self.mixture)
+            if cfg.passages and len(langs) > 1:
+                raise LlinkError(f"--passages with several languages ({cfg.lang}) is not supported: each language's help files would "
+                                 "need their own passages; train with one --lang or --passages 0")
+            passages = training_passages(train, cfg.passages, cfg.seed, where=str(cfg.train_data or "the train split"))
             self.examples = synthesize(pairs, gen, cfg.tasks.split(","), per_task=cfg.per_task, max_translate=cfg.max_translate,
-                                       seed=cfg.seed, progress=show)
+                                       seed=cfg.seed, progress=show, passages=passages)
+            self.passages_used = len(passages)
         dev_pairs = eligible(load_dev_languages(langs, cfg.dev_data, None, cfg.seed)[0])
         dev_pairs = [dev_pairs[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(dev_pairs))[: cfg.max_dev])]
         self.dev = [(p.src, "Translate to English.", p.en) for p in dev_pairs]
@@ -379,7 +389,7 @@ class LoRARecipe:
                 tasks[e.task] = tasks.get(e.task, 0) + 1
             summary = {"artifact": str(art), "mode": self.stage, "run_key": self.key, "precision": self.precision,
                        "steps": self.total_steps, "resumed_from_step": self.resumed_from_step,
-                       "examples": len(self.examples), "tasks": tasks, "examples_seen": self.total_steps * self.cfg.batch_size,
+                       "examples": len(self.examples), "tasks": tasks, "passages": self.passages_used, "examples_seen": self.total_steps * self.cfg.batch_size,
                        "data_seconds": round(self.data_seconds, 1), "train_seconds": round(self.train_seconds, 3), "usage": usage}
             if getattr(self, "expander_r2", None) is not None:
                 summary["expander_init_r2"] = round(self.expander_r2, 4)
