@@ -176,20 +176,22 @@ def synth(
         passages: train passages (2-6 consecutive sentences of one help file) added whole to every task.
     """
     from llink.data import load_pairs
+    from llink.data.passages import training_passages
     from llink.data.synth import EndpointGenerator, LocalGenerator, parse_tasks, synthesize, write_examples
     from llink.decoders import load_decoder
 
     names = parse_tasks(tasks)
+    if passages < 0:
+        raise LlinkError(f"--passages must be >= 0, got {passages}")
+    # the pairs (and their passages) first: a bad file is refused before a generator loads
+    pairs = load_pairs("train", lang, train_data)
+    chosen = training_passages(pairs, passages, seed, where=str(train_data or "the train split"))
     if generator_url:
         if not generator_model:
             raise LlinkError("--generator_url needs --generator_model")
         gen = EndpointGenerator(generator_url, generator_model, max_new_tokens)
     else:
         gen = LocalGenerator(load_decoder(generator), max_new_tokens=max_new_tokens, batch_size=batch_size)
-    from llink.data.passages import training_passages
-
-    pairs = load_pairs("train", lang, train_data)
-    chosen = training_passages(pairs, passages, seed, where=str(train_data or "the train split"))
     ex = synthesize(pairs, gen, names, per_task=per_task, max_translate=max_translate, min_chars=min_chars, max_chars=max_chars, seed=seed,
                     passages=chosen)
     write_examples(Path(out) / "train.jsonl", ex)

@@ -432,3 +432,7 @@ def test_train_passages_join_the_examples_and_a_file_without_provenance_is_refus
     capsys.readouterr()
     assert main(slots_args(stage_a, tmp_path / "c", steps=2, passages=3)) == 2
     assert "--passages 3:" in capsys.readouterr().err and not (tmp_path / "c" / "llink").exists()
+    assert main(slots_args(stage_a, tmp_path / "d", passages=-1)) == 2
+    assert "--passages must be >= 0, got -1" in capsys.readouterr().err
+    assert main(slots_args(stage_a, tmp_path / "e", passages=3, data=tmp_path / "b" / "none.jsonl")) == 2
+    assert "drop --data or --passages" in capsys.readouterr().err

@@ -63,6 +63,7 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) ->
 
 
 def check_settings(cfg) -> None:
+    from llink.data.languages import parse_langs
     from llink.precision import CHOICES
 
     for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "lora_r", "usage_every", "max_dev"):
@@ -72,6 +73,18 @@ def check_settings(cfg) -> None:
         raise LlinkError(f"--precision must be one of {', '.join(CHOICES)}, got {cfg.precision!r}")
     if cfg.checkpoint_above_tokens is not None and cfg.checkpoint_above_tokens < 1:
         raise LlinkError(f"--checkpoint_above_tokens must be >= 1 (or null), got {cfg.checkpoint_above_tokens}")
+    # the examples' settings, refused here, before any model loads
+    if cfg.passages < 0:
+        raise LlinkError(f"--passages must be >= 0, got {cfg.passages}")
+    if cfg.data is not None and cfg.passages:
+        raise LlinkError("--passages adds train passages while the examples are made; with --data they are made already "
+                         "(build them with `llink synth --passages N`): drop --data or --passages")
+    if cfg.data is not None and cfg.english_share > 0:
+        raise LlinkError("--english_share mixes English texts into the train pairs before the examples are made; with --data "
+                         "the examples are made already: drop --data (they are synthesised and cached here) or --english_share")
+    if cfg.passages and len(parse_langs(cfg.lang)) > 1:
+        raise LlinkError(f"--passages with several languages ({cfg.lang}) is not supported: each language's help files would "
+                         "need their own passages; train with one --lang or --passages 0")
 
 
 class LoRARecipe:
@@ -170,12 +183,6 @@ class LoRARecipe:
         self.passages_used = 0
         self.languages = None  # examples from --data or a --train_data file: their language is not known here
         if cfg.data is not None:
-            if cfg.passages:
-                raise LlinkError("--passages adds train passages while the examples are made; with --data they are made already "
-                                 "(build them with `llink synth --passages N`) : drop --data or --passages")
-            if cfg.english_share > 0:
-                raise LlinkError("--english_share mixes English texts into the train pairs before the examples are made; with --data "
-                                 "the examples are made already: drop --data (they are synthesised and cached here) or --english_share")
             data = Path(cfg.data)
             self.examples = read_examples(data / "train.jsonl" if data.is_dir() else data)
         else:
@@ -183,9 +190,6 @@ class LoRARecipe:
             train, _, self.languages = load_languages("train", langs, cfg.train_data, None, cfg.seed)
             pairs, self.mixture = mix(train, cfg.english_share, cfg.seed, cfg.english_data)
             self.languages = after_mixture(self.languages, self.mixture)
-            if cfg.passages and len(langs) > 1:
-                raise LlinkError(f"--passages with several languages ({cfg.lang}) is not supported: each language's help files would "
-                                 "need their own passages; train with one --lang or --passages 0")
             passages = training_passages(train, cfg.passages, cfg.seed, where=str(cfg.train_data or "the train split"))
             self.examples = synthesize(pairs, gen, cfg.tasks.split(","), per_task=cfg.per_task, max_translate=cfg.max_translate,
                                        seed=cfg.seed, progress=show, passages=passages)
