@@ -108,12 +108,45 @@ def test_demo_runs_another_language_and_names_it(tmp_path, tiny_dirs):
     assert m["numbers_test"]["pairs"] == 8 and m["understanding"]["choice"]["items"] == 8 and "ood" not in m
     report = (out / "report.md").read_text()
     assert "| Hindi |" in report and "| Khmer |" not in report
+
+
+def test_demo_trains_one_bridge_for_several_languages_and_reports_each(tmp_path, tiny_dirs):
+    """`llink demo --lang km,hi --zero_shot my`: one bridge on Khmer and Hindi (balanced), a row per
+    language with its own test split scored, Burmese marked zero-shot, the detailed sections on
+    the first language; a zero-shot language that is also trained, or one without a corpus, is
+    refused before anything trains."""
     import pytest
 
+    from llink_app.demo.pipeline import demo
     from llink.errors import LlinkError
+    from llink.model import LLINK
 
-    with pytest.raises(LlinkError, match="the demo trains and reports one language"):
-        demo(size="smoke", out=tmp_path / "two", recipe=a, slots_recipe=b, direct_recipe=c, lang="km,hi")
+    a, b, c = _recipes(tmp_path, tiny_dirs)
+    for bad, match in ((dict(lang="km,hi", zero_shot="hi"), "also in --lang"), (dict(lang="km", zero_shot="xx"), "missing .*en-xx")):
+        with pytest.raises(LlinkError, match=match):
+            demo(size="smoke", out=tmp_path / "bad", recipe=a, slots_recipe=b, direct_recipe=c, **bad)
+    assert not (tmp_path / "bad" / "align").exists()
+
+    out = tmp_path / "run"
+    demo(size="smoke", out=out, recipe=a, slots_recipe=b, direct_recipe=c, base=False, direct=False, lang="km,hi", zero_shot="my")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["models"]["lang"] == "km,hi" and m["corpus"]["test"]["pairs"] == 1024
+    langs = m["languages"]
+    assert list(langs) == ["km", "hi", "my"]
+    assert [langs[x]["zero_shot"] for x in langs] == [False, False, True]
+    for lang, r in langs.items():
+        assert r["pairs"]["test"] >= 500 and r["tokens_ratio"] > 1 and r["n_generate"] == 16, lang
+        assert set(r["generate"]) == {"llink", "llink_shuffled"} and 0 <= r["retrieval"]["llink"]["r1"] <= 1, lang
+    # the detailed sections read the first language: its retrieval is the per-language row's
+    assert langs["km"]["retrieval"]["llink"] == m["retrieval"]["llink"]["src2en"]
+    for stage, counts in LLINK.from_pretrained(out / "llink").config.languages.items():  # balanced in both stages
+        assert list(counts) == ["km", "hi"] and counts["km"] == counts["hi"] > 0, stage
+    rows = (out / "outputs_languages.jsonl").read_text().splitlines()
+    assert len(rows) == 3 * 2 * 16 and {json.loads(r)["lang"] for r in rows} == {"km", "hi", "my"}
+    report = (out / "report.md").read_text()
+    assert "## Per language (test; one bridge trained on `km,hi`)" in report
+    assert "| Khmer `km` |" in report and "| Hindi `hi` |" in report and "| Burmese `my` (zero-shot) |" in report
+    assert "| Khmer |" in report  # the token table names the first language, not "km,hi"
 
 
 def test_demo_refuses_a_recipe_that_is_not_a_mapping(tmp_path):

@@ -72,7 +72,8 @@ def scaled_layers(layers: str, num_layers: int, reference: int = 30) -> str:
 
 def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path("recipes/cpu.yaml"),
          slots_recipe: Path = Path("recipes/cpu_slots.yaml"), direct_recipe: Path = Path("recipes/cpu_direct.yaml"), base: bool = True,
-         direct: bool = True, n_generate: int = 200, readme: Path | None = None, lang: str | None = None) -> None:
+         direct: bool = True, n_generate: int = 200, readme: Path | None = None, lang: str | None = None,
+         zero_shot: str | None = None) -> None:
     """Run the LLINK pipeline end to end on the bundled models and write a report.
 
     Args:
@@ -89,7 +90,11 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         readme: a README.md whose `<!-- demo:begin -->` … `<!-- demo:end -->` block is replaced by this
             run's summary table, with its Stage B curve copied to docs/demo_stage_b.png beside it
             (`make demo` passes the repository's README).
-        lang: the corpus language (data/en-<lang>/, `llink data build --lang`) instead of the recipe's.
+        lang: the corpus language (data/en-<lang>/, `llink data build --lang`) instead of the recipe's;
+            several (km,hi,si) train one bridge on all of them, balanced, and the report gets a row per
+            language; the detailed sections (sweep, numbers, understanding, out of domain) use the first.
+        zero_shot: languages scored beside them that no stage trains on (e.g. my): does the
+            multilingual encoder carry the bridge to a script it never saw?
     """
     from llink.data import corpus_stats, load_pairs, load_split
     from llink.data.languages import parse_langs
@@ -113,10 +118,16 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     # Every recipe is read before anything runs: a typo should not surface after an hour of training.
     settings = read_recipe(align, recipe, out=out / "align", resume=True, epochs=plan["epochs"], max_train=plan["max_train"],
                            **({"lang": lang} if lang else {}))
-    if len(parse_langs(settings["lang"])) > 1:
-        many = settings["lang"]
-        raise LlinkError(f"--lang {many}: the demo trains and reports one language; train one bridge for several with "
-                         f"`llink align --lang {many}` and `llink slots --lang {many}`, then score each with `llink eval ... --lang`")
+    langs = parse_langs(settings["lang"])
+    unseen = parse_langs(zero_shot) if zero_shot else []
+    if set(unseen) & set(langs):
+        raise LlinkError(f"--zero_shot {zero_shot}: {', '.join(sorted(set(unseen) & set(langs)))} is also in --lang {settings['lang']}; "
+                         "a zero-shot language is one the bridge never trains on")
+    from llink.data.splits import split_path
+
+    for one in langs + unseen:  # every language's test split, before an hour of training needs it
+        if not split_path("test", one).is_file():
+            raise LlinkError(f"--lang/--zero_shot {one}: missing {split_path('test', one)}: run `llink data build --lang {one}`")
     b_steps = {"steps": plan["b_steps"]} if plan["b_steps"] else {}
     # One language and one decoder for the whole demo: Stage B takes its models from the Stage A
     # artifact, and the baseline reads the same decoder.
@@ -149,7 +160,11 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     done("load models")
 
     stage("corpus")
-    lang = names["lang"]
+    lang = langs[0]  # the detailed sections' language; every language gets its row in "per language"
+    if len(langs) > 1 or unseen:
+        print(f"   one bridge for {', '.join(map(language_name, langs))}"
+              + (f"; {', '.join(map(language_name, unseen))} scored zero-shot" if unseen else "")
+              + f"; the detailed sections use {language_name(lang)}")
     metrics["corpus"] = corpus_stats(lang)
     test = load_split("test", lang)
     metrics["tokens"] = inflation(dec.tokenizer, [p.src for p in test], [p.en for p in test], settings["k"])
@@ -231,7 +246,6 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
     stage("numbers (dev)")
     metrics["numbers_dev"] = _numbers(systems, load_pairs("dev", lang, settings.get("dev_data")), plan["n_numbers"], out / "outputs_numbers.jsonl")
     done("numbers (dev)")
-    from llink.data.splits import split_path
 
     if split_path("test_numbers", lang).is_file():  # the held-out numbers set (help files held out of train and dev)
         stage("numbers (test_numbers)")
@@ -262,6 +276,15 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         metrics["understanding"] = u
         print_understanding(u)
     done("understanding (test passages)")
+
+    if len(langs) > 1 or unseen:
+        stage("per language (test)")
+        from .languages import language_lines, per_language
+
+        metrics["languages"] = per_language(model, llink_b, direct_model, enc, langs + unseen, n_generate, key,
+                                            llink_b.config.trained_languages(), out)
+        print("\n".join(language_lines(metrics["languages"])))
+        done("per language (test)")
 
     from llink.eval.plots import token_bars
 

@@ -37,7 +37,7 @@ def write_report(m: dict, out: Path) -> Path:
 
     from llink.data.scripts import language_name
 
-    source = language_name(names.get("lang", "km"))
+    source = language_name(names.get("lang", "km").split(",")[0])  # several: the detailed sections' (the first)
     lines += [f"## Token inflation (test, the decoder's tokenizer: `{names.get('decoder', BUNDLED_DECODER)}`)", "",
               "| | mean | median |", "|---|---|---|",
               f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| {source} | {tok['src_mean']} | {tok['src_median']} |",
@@ -115,6 +115,14 @@ def write_report(m: dict, out: Path) -> Path:
         lines.append("")
     if m.get("ood"):
         lines += ood_lines(m)
+    if m.get("languages"):
+        from .languages import language_lines
+
+        lines += [f"## Per language (test; one bridge trained on `{names.get('lang')}`)", ""] + language_lines(m["languages"])
+        lines += ["", "Retrieval: R@1 src→en on each language's whole test split, llink by Stage A, the ceiling by the encoder "
+                  "alone. Translation: greedy, 32 new tokens, on a seeded sample of each test split (outputs in "
+                  "`outputs_languages.jsonl`); zero-shot marks a language no stage trained on. The sections above use the "
+                  "first language.", ""]
     if m.get("understanding"):
         lines += understanding_lines(m["understanding"])
     notes = timing_notes(m)
@@ -235,6 +243,10 @@ def summary_lines(m: dict) -> list[str]:
             toks = pt.get("base") if name in ("base", "direct_finetune") else pt.get("llink")
             out.append(f"| {name} | {toks if toks is not None else '-'} | {r['chrf']:.2f} | {r['bleu']:.2f} | {r['fidelity']:.3f} | {r['distinct_outputs']} |")
         out.append("")
+    if m.get("languages"):
+        from .languages import language_lines
+
+        out += language_lines(m["languages"]) + [""]
     if "stage_b" in m:
         u = m["stage_b"]["usage"]
         out += [f"Slot usage (dev answer loss, nats/token): own slots {u['loss_true']:.3f}, another sentence's "
