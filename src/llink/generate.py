@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
+from .decoders import cache_kwarg
 from .errors import LlinkError
 from .prompts import Encoded, pad_batch
 from .slots import inject
@@ -165,8 +166,8 @@ def generate(
             # generate() copies nothing: the cache it is given grows, so it gets a copy
             kv = prefix.fresh() if prefix is not None and len(chunk) == 1 and prefix.fits(chunk[0]) else None
             criteria = StoppingCriteriaList([_Stop(stop)]) if stop is not None else None
-            out = model.generate(inputs_embeds=emb, attention_mask=mask, streamer=streamer, past_key_values=kv,
-                                 stopping_criteria=criteria, **kwargs)
+            cache = {} if kv is None else {cache_kwarg(model): kv}
+            out = model.generate(inputs_embeds=emb, attention_mask=mask, streamer=streamer, stopping_criteria=criteria, **cache, **kwargs)
             outputs.extend(tok.batch_decode(out, skip_special_tokens=True))
             if counts is not None:
                 stops = torch.isin(out, torch.tensor(list(decoder.stop_ids), device=out.device))

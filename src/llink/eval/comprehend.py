@@ -10,7 +10,6 @@ their length). `english` reads the true English: the ceiling for any bridge into
 
 from __future__ import annotations
 
-import inspect
 import math
 import random
 import time
@@ -20,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ..decoders import cache_kwarg
 from ..errors import LlinkError
 from ..prompts import Encoded, pad_batch
 from ..slots import inject
@@ -75,9 +75,7 @@ def meaning_items(pairs, n_options: int = 4, seed: int = 17, limit: int | None =
 
 
 # -- scoring ----------------------------------------------------------------------------------
-def _cache_kwarg(body) -> str:
-    # transformers 5 renamed `past_key_values` to `cache` (the old name warns until it is removed)
-    return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+_cache_kwarg = cache_kwarg  # option_logprobs's name for it (a tracked function: its source stays as recorded)
 
 
 @torch.no_grad()
