@@ -83,9 +83,15 @@ def main() -> None:
     ap.add_argument("--k_rule", help="without --model: K per text, 'ratio,min,max' (e.g. 4,2,16)")
     ap.add_argument("--hints", action="store_true", help="without --model: the verbatim hints follow the slots")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--busy_ok", action="store_true", help="time even when another job loads the machine (refused by default)")
     args = ap.parse_args()
     if args.passages < 1:
         ap.error("--passages must be >= 1")
+    from benchmarks.support import busy_machine
+
+    busy = None if args.busy_ok or args.device != "cpu" else busy_machine()
+    if busy:
+        ap.error(busy)
     if args.threads:
         torch.set_num_threads(args.threads)
 

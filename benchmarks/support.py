@@ -22,6 +22,20 @@ from typing import Iterator, Sequence
 QUESTIONS = ("Translate to English.", "Summarise this in one sentence.", "What is it about?")
 
 
+def busy_machine(limit: float = 0.5) -> str | None:
+    """Why timings taken now would measure another job too (the 1-minute load average above
+    `limit` per CPU this process may use), or None when the machine is idle enough. The ratios a
+    benchmark reports hold only when both sides run on the same free cores."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0]
+    if load <= limit * cpus:
+        return None
+    return (f"load average {load:.2f} on {cpus} CPUs: another job is using this machine, and its share of the cores would be "
+            "timed too; wait for it (or pause it), or pass --busy_ok to time anyway (the JSON then records the load)")
+
+
 def untrained_stage_b(encoder_name: str, encoder, decoder_name: str, decoder, k: int = 8, lora: dict | None = None,
                       slot_source: str = "pooled", k_rule: dict | None = None, hints: bool = False):
     """A Stage B model on loaded models with a random projector and expander and a zero LoRA:
