@@ -11,11 +11,13 @@ import json
 from pathlib import Path
 
 
-def per_language(stage_a, model, direct, encoder, langs: list[str], n: int, key: dict, trained: dict | None, out: Path) -> dict:
+def per_language(stage_a, model, direct, encoder, langs: list[str], n: int, key: dict, trained: list[str] | None, out: Path,
+                 retrieval: dict[str, dict] | None = None) -> dict:
     """Per language: pairs per split, decoder tokens per English token, Stage A's retrieval beside
     the encoder-only ceiling, and translation by llink, its shuffled control and (when trained) the
     direct finetune on a seeded `n` of the test split. `trained`: the languages Stage B learned
-    (from its config), so a language outside it is marked zero-shot, never guessed."""
+    (from its config), so a language outside it is marked zero-shot, never guessed. `retrieval`:
+    test results already computed (the detailed sections' language), reused, not scored again."""
     from llink.data import corpus_stats, load_split
     from llink.data.sampling import subsample
     from llink.eval.generate import cached_system, evaluate_generation, llink_systems
@@ -27,7 +29,7 @@ def per_language(stage_a, model, direct, encoder, langs: list[str], n: int, key:
     res, rows = {}, []
     for lang in langs:
         test = load_split("test", lang)
-        ret, _ = retrieval_report(stage_a, test, with_base=False)
+        ret = (retrieval or {}).get(lang) or retrieval_report(stage_a, test, with_base=False)[0]
         sample = subsample(test, n, 17)
         gen, r = evaluate_generation(systems, encoder, sample)
         rows += [{**x, "lang": lang} for x in r]

@@ -282,7 +282,7 @@ def demo(size: str = "small", out: Path = Path("runs/demo"), recipe: Path = Path
         from .languages import language_lines, per_language
 
         metrics["languages"] = per_language(model, llink_b, direct_model, enc, langs + unseen, n_generate, key,
-                                            llink_b.config.trained_languages(), out)
+                                            llink_b.config.trained_languages(), out, retrieval={lang: res})
         print("\n".join(language_lines(metrics["languages"])))
         done("per language (test)")
 

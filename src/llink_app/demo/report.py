@@ -35,9 +35,10 @@ def write_report(m: dict, out: Path) -> Path:
               "of each other are within dev noise.", "", "![sweep](sweep/sweep.png)", ""]
     from llink.decoders import BUNDLED_DECODER
 
+    from llink.data.languages import parse_langs
     from llink.data.scripts import language_name
 
-    source = language_name(names.get("lang", "km").split(",")[0])  # several: the detailed sections' (the first)
+    source = language_name(parse_langs(names.get("lang", "km"))[0])  # several: the detailed sections' (the first)
     lines += [f"## Token inflation (test, the decoder's tokenizer: `{names.get('decoder', BUNDLED_DECODER)}`)", "",
               "| | mean | median |", "|---|---|---|",
               f"| English | {tok['en_mean']} | {tok['en_median']} |", f"| {source} | {tok['src_mean']} | {tok['src_median']} |",
