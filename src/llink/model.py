@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -245,10 +246,18 @@ class LLINK(nn.Module):
         count = getattr(self.encoder, "span_token_count", None) or self.encoder.token_count
         return [cfg.k_for(count(t)) for t in texts]
 
-    def hints(self, texts) -> list[list[str] | None]:
-        from .hints import extract_hints
+    def hints(self, texts, english: Sequence[bool] | None = None) -> list[list[str] | None]:
+        """Per text, its verbatim hints (None when the model takes none). `english` marks the texts
+        that are English standing in for a foreign text (English-only training examples): they
+        get the hints a translation of them would carry (`english_hints`), not their words."""
+        from .hints import english_hints, extract_hints
 
-        return [extract_hints(t) for t in texts] if self.config.prompt_config.hints else [None] * len(texts)
+        if not self.config.prompt_config.hints:
+            return [None] * len(texts)
+        english = [False] * len(texts) if english is None else list(english)
+        if len(english) != len(texts):
+            raise ValueError(f"hints: {len(texts)} texts but {len(english)} english flags")
+        return [english_hints(t) if e else extract_hints(t) for t, e in zip(texts, english)]
 
     def detail_counts(self, texts, ks: list[int]) -> list[int]:
         """Rows of encoder detail per text: its K spans (`segments`), or its token states, at most

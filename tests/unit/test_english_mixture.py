@@ -93,3 +93,21 @@ def test_stage_b_and_the_baseline_train_on_the_same_mixture(stage_a, tmp_path): 
     assert main(direct) == 0
     cfg = json.loads((tmp_path / "d" / "direct" / "config.json").read_text())
     assert cfg["mixture"] == mixture["stage_b"]
+
+
+def test_stage_b_gives_english_only_examples_the_hints_of_a_translation(stage_a, tmp_path):  # noqa: F811
+    from llink.hints import english_hints, extract_hints
+    from llink_app.recipes.slots import SlotsConfig, SlotsRecipe
+
+    eng = english_file(tmp_path / "e.jsonl.gz")
+    recipe = SlotsRecipe(SlotsConfig(from_stage_a=stage_a["artifact"], train_data=stage_a["data"], dev_data=stage_a["data"],
+                                     tasks="translate", max_dev=32, precision="fp32", progress=False, out=tmp_path / "b",
+                                     hints=True, english_share=0.5, english_data=eng))
+    recipe.setup()
+    english = [(e, kw["hints"]) for e, kw in zip(recipe.examples, recipe.train_kw) if e.src == e.en]
+    foreign = [(e, kw["hints"]) for e, kw in zip(recipe.examples, recipe.train_kw) if e.src != e.en]
+    assert english and foreign
+    # "the red number 3 walks home": the number a translation keeps, not the answer's words
+    assert all(h == english_hints(e.src) and h == [e.src.split()[3]] for e, h in english)
+    assert all(h == extract_hints(e.src) for e, h in foreign)
+    assert all(kw["hints"] == extract_hints(s) for (s, _, _), kw in zip(recipe.dev, recipe.dev_kw))

@@ -3,7 +3,7 @@ foreign text (URLs, e-mails, paths, placeables, Latin-script tokens, numbers), o
 
 import pytest
 
-from llink.hints import ascii_digits, extract_hints
+from llink.hints import ascii_digits, english_hints, extract_hints
 
 ZEROS = {"khmer": 0x17E0, "devanagari": 0x0966, "myanmar": 0x1040, "thai": 0x0E50, "lao": 0x0ED0, "arabic_indic": 0x0660}
 
@@ -73,3 +73,29 @@ def test_text_without_verbatim_items():
     assert extract_hints("") == []
     assert extract_hints("សួស្តី ពិភពលោក។") == []
     assert extract_hints("( ) - / ។ % & # $") == []
+
+
+def test_english_hints_keep_what_a_translation_keeps_and_drop_plain_words():
+    # The side by side of extract_hints on a Khmer text and english_hints on its English.
+    km = "ចុច Ctrl+C ដើម្បីចម្លង ៣ ជួរ ក្នុង LibreOffice ទៅ report.pdf"
+    en = "Press Ctrl+C to copy 3 rows in LibreOffice to report.pdf"
+    assert extract_hints(km) == english_hints(en) == ["Ctrl+C", "3", "LibreOffice", "report.pdf"]
+    assert extract_hints(en)[:2] == ["Press", "Ctrl+C"]  # the foreign rule would hand over the words
+
+
+def test_english_hints_word_rule():
+    # digits, + or _, a file extension, a capital after the first letter: kept as they are
+    assert english_hints("use 3D and BIN2DEC with my_var on PDF or AutoText") == ["3D", "BIN2DEC", "my_var", "PDF", "AutoText"]
+    # one capital letter is a name (column A) unless it starts a sentence (the article A)
+    assert english_hints("A value in column A. A cell") == ["A"]
+    assert english_hints("Sort by column B: B is first") == ["B"]
+    # capitalised and lowercase words are left to the slots: no rule tells Calc from Assign
+    assert english_hints("Click Assign to open Calc") == []
+    # what is not a word is taken as extract_hints takes it, digits of any script included
+    assert english_hints("See https://example.org for %s of { $count } ៤២ files") == ["https://example.org", "%s", "{ $count }", "42"]
+    assert english_hints("") == []
+
+
+def test_english_hints_share_the_limits():
+    assert english_hints("1 2 3 4 5 6 7 8") == ["1", "2", "3", "4", "5", "6"]
+    assert english_hints("words ABCD EFGH IJKL more", max_chars=9) == ["ABCD", "EFGH"]

@@ -108,8 +108,9 @@ class LoRARecipe:
         """What the prompt holds in place of the foreign text (None: slots)."""
         raise NotImplementedError
 
-    def prompt_kwargs(self, srcs: list[str]) -> list[dict]:
-        """Per foreign text, what else its prompt takes (Stage B: its K and hints)."""
+    def prompt_kwargs(self, srcs: list[str], english: list[bool] | None = None) -> list[dict]:
+        """Per foreign text, what else its prompt takes (Stage B: its K and hints). `english` marks
+        the English-only examples, whose foreign side is their English text."""
         return [{} for _ in srcs]
 
     def models_and_upstream(self) -> tuple[dict, str | None]:
@@ -213,7 +214,9 @@ class LoRARecipe:
         self.saved = load_checkpoint(self.ckpt) if cfg.resume and self.ckpt.exists() else None
         if self.saved is not None:
             check_resumable(self.ckpt, self.saved[1], self.key, self.key_parts)
-        self.train_kw = self.prompt_kwargs([s for s, _, _ in rows])
+        # An example whose foreign side is its English text is English-only (issue 26), whether
+        # mixed in here or read from a file: its hints must not hand it its own words.
+        self.train_kw = self.prompt_kwargs([s for s, _, _ in rows], [e.src == e.en for e in self.examples])
         self.dev_kw = self.prompt_kwargs([s for s, _, _ in self.dev])
         self.train_enc = [self.builder.chat(i, self.passage(s), a, **kw) for (s, i, a), kw in zip(rows, self.train_kw)]
         self.dev_enc = [self.builder.chat(i, self.passage(s), a, **kw) for (s, i, a), kw in zip(self.dev, self.dev_kw)]

@@ -61,8 +61,8 @@ class SlotsRecipe(LoRARecipe):
     def passage(self, src: str) -> None:
         return None
 
-    def prompt_kwargs(self, srcs: list[str]) -> list[dict]:
-        return [{"k": k, "hints": h} for k, h in zip(self.model.slot_counts(srcs), self.model.hints(srcs))]
+    def prompt_kwargs(self, srcs: list[str], english: list[bool] | None = None) -> list[dict]:
+        return [{"k": k, "hints": h} for k, h in zip(self.model.slot_counts(srcs), self.model.hints(srcs, english))]
 
     def models_and_upstream(self) -> tuple[dict, str]:
         from llink.model import upstream_key
