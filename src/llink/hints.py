@@ -85,16 +85,16 @@ def english_hints(text: str, max_hints: int = 6, max_chars: int = 64) -> list[st
     return _take(text, max_hints, max_chars, english=True)
 
 
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{2,4}$")
+_SENTENCE_END = ".!?:;\"“(«"
+
+
 def _kept_in_translation(word: str, sentence_start: bool) -> bool:
     if any(c.isdigit() for c in word) or "+" in word or "_" in word or _EXTENSION.search(word):
         return True
     if any(c.isupper() for c in word[1:]):
         return True
     return len(word) == 1 and word.isupper() and not sentence_start
-
-
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]{2,4}$")
-_SENTENCE_END = ".!?:;\"“(«"
 
 
 def _take(text: str, max_hints: int, max_chars: int, english: bool) -> list[str]:
@@ -106,8 +106,10 @@ def _take(text: str, max_hints: int, max_chars: int, english: bool) -> list[str]
         if m.group("tag") or any(item in t for t in out):
             continue
         if english and m.group("word"):
-            before = text[: m.start()].rstrip()
-            if not _kept_in_translation(item, not before or before[-1] in _SENTENCE_END):
+            j = m.start() - 1  # the last character before the word that is not a space
+            while j >= 0 and text[j].isspace():
+                j -= 1
+            if not _kept_in_translation(item, j < 0 or text[j] in _SENTENCE_END):
                 continue
         if len(out) >= max_hints or used + 1 + len(item) > max_chars:
             break

@@ -20,11 +20,11 @@ RECORDED = {
     "teacher": ("teacher-v1", "b3e31be7f7723787"),
     "stage_a": ("stage-a-v1", "d2edbd4342cc2e88"),
     "spans": ("spans-v1", "277466ac2557ab80"),
-    "stage_b": ("stage-b-v4", "05e030f8816dd35c"),  # English-only examples get english_hints
+    "stage_b": ("stage-b-v4", "25763f45b8c4a1b6"),  # English-only examples get english_hints
     "direct": ("direct-v2", "7bb614a8b4c11501"),
     "sweep": ("sweep-v2", "66798aa35fc6de21"),
     "usage": ("usage-v2", "804c1526301aa6cf"),
-    "generation": ("generation-v3", "a855d36e03d84c92"),  # extract_hints shares its scan with english_hints; answers unchanged
+    "generation": ("generation-v3", "b640c91cf9596466"),  # extract_hints shares its scan with english_hints; answers unchanged
     "comprehend": ("comprehend-v2", "7d116f5dc3f7bdc1"),
     "synth": ("synth-v1", "26d4679aa6279c3d"),  # passages= adds requests; each prompt's answer is unchanged
 }
