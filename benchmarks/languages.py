@@ -7,10 +7,12 @@ language (`--per_lang`, a seeded sample: the multilingual run is balanced the sa
 gap between them is the price of sharing one projector, not of less data. Training goes through
 `llink align` (resumed and reused by its run key), scoring through `llink eval retrieval` and,
 with `--stage_b`, `llink eval generate` (that Stage B model's translation against its shuffled
-control on each --own language: zero-shot wherever the model never trained).
+control on each --own language: zero-shot wherever the model never trained). `--multi_stage_b
+RECIPE` also trains one Stage B on the multilingual bridge (`llink slots --lang` with every --multi
+language, balanced) and scores its translation the same way.
 
     python benchmarks/languages.py --own km,hi,si,am,my --multi km,hi,si,am --also ta,th,ka,dz \\
-        --stage_b runs/demo/slots/llink --json runs/langs/languages.json
+        --stage_b runs/demo/slots/llink --multi_stage_b recipes/cpu_slots.yaml --json runs/langs/languages.json
 """
 
 from __future__ import annotations
@@ -46,6 +48,22 @@ def retrieval(model: Path, langs: list[str], out: Path, log: Path) -> dict:
     return {l: json.loads((out / name(l)).read_text()) for l in langs}
 
 
+def translate(model: Path, lang: str, n: int, out: Path, log: Path) -> dict:
+    """A Stage B model's test translation in one language against its shuffled control."""
+    run(["eval", "generate", f"--model={model}", f"--lang={lang}", f"--n={n}", "--n_other=0",
+         "--systems=llink,llink_shuffled", f"--out={out}"], log)
+    g = json.loads((out / "generate.json").read_text())
+    return {"zero_shot": g["zero_shot"], "n": g["n"],
+            **{s: {"chrf": g["generate"][s]["chrf"], "fidelity": g["generate"][s]["fidelity"]} for s in ("llink", "llink_shuffled")}}
+
+
+def _stage_b_cells(b: dict | None) -> str:
+    if b is None:
+        return " - | - |"
+    return (f" {b['llink']['chrf']:.2f} ({b['llink_shuffled']['chrf']:.2f}){' z' if b['zero_shot'] else ''} "
+            f"| {b['llink']['fidelity']:.3f} ({b['llink_shuffled']['fidelity']:.3f}) |")
+
+
 def print_table(result: dict) -> None:
     rows, multi = result["languages"], result["multi"]
     fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
@@ -54,6 +72,8 @@ def print_table(result: dict) -> None:
     head = "| lang | train / dev / test | tokens × English | encoder ceiling | own bridge | multilingual | multi − own |"
     if result["stage_b"]:
         head += f" {result['stage_b']}: chrF++ (shuffled) | fidelity (shuffled) |"
+    if result.get("multi_stage_b"):
+        head += " multilingual Stage B: chrF++ (shuffled) | fidelity (shuffled) |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for lang, r in rows.items():
@@ -62,12 +82,10 @@ def print_table(result: dict) -> None:
         gap = "-" if "own" not in r else f"{r['multi'] - r['own']:+.3f}" + (f" ({r['multi'] / r['own']:.0%} of own)" if r["multi_zero_shot"] else "")
         line = (f"| {lang} {r['name']} | {p['train']:,} / {p['dev']:,} / {p['test']:,} | {r['tokens_ratio']:.2f} | {fmt(r['encoder_ceiling'])} "
                 f"| {fmt(r.get('own'))} | {multi_r1} | {gap} |")
-        if "stage_b" in r:
-            b = r["stage_b"]
-            line += (f" {b['llink']['chrf']:.2f} ({b['llink_shuffled']['chrf']:.2f}){' z' if b['zero_shot'] else ''} "
-                     f"| {b['llink']['fidelity']:.3f} ({b['llink_shuffled']['fidelity']:.3f}) |")
-        elif result["stage_b"]:
-            line += " - | - |"
+        if result["stage_b"]:
+            line += _stage_b_cells(r.get("stage_b"))
+        if result.get("multi_stage_b"):
+            line += _stage_b_cells(r.get("multi_stage_b"))
         print(line)
 
 
@@ -79,6 +97,9 @@ def main() -> None:
     ap.add_argument("--per_lang", type=int, default=5000, help="train pairs per language, for every bridge")
     ap.add_argument("--recipe", default="recipes/cpu.yaml", help="the Stage A recipe every bridge uses")
     ap.add_argument("--stage_b", default=None, help="a Stage B artifact to translate the --own languages with (and its shuffled control)")
+    ap.add_argument("--multi_stage_b", default=None, metavar="RECIPE",
+                    help="a Stage B recipe to train on the multilingual bridge (every --multi language, balanced); "
+                         "its translation is scored on every --own language")
     ap.add_argument("--n_generate", type=int, default=100, help="test texts translated per language with --stage_b")
     ap.add_argument("--out", default="runs/langs")
     ap.add_argument("--json", default=None, help="also write the result here")
@@ -101,7 +122,8 @@ def main() -> None:
     from tqdm.auto import tqdm
 
     global BAR
-    BAR = tqdm(total=2 * len(own) + 2 + (len(own) if args.stage_b else 0), desc="languages", unit="run")
+    BAR = tqdm(total=2 * len(own) + 2 + (len(own) if args.stage_b else 0) + (len(own) + 1 if args.multi_stage_b else 0),
+               desc="languages", unit="run")
     for lang in own:
         run(["align", *common, f"--lang={lang}", f"--max_train={args.per_lang}", f"--out={out / ('own_' + lang)}"], log)
     run(["align", *common, f"--lang={','.join(multi)}", f"--max_train={args.per_lang * len(multi)}", f"--out={out / 'multi'}"], log)
@@ -124,15 +146,16 @@ def main() -> None:
         rows[lang]["multi_zero_shot"] = res["zero_shot"]
     if args.stage_b:
         for lang in own:
-            dest = out / "eval" / f"generate_{lang}"
-            run(["eval", "generate", f"--model={args.stage_b}", f"--lang={lang}", f"--n={args.n_generate}", "--n_other=0",
-                 "--systems=llink,llink_shuffled", f"--out={dest}"], log)
-            g = json.loads((dest / "generate.json").read_text())
-            rows[lang]["stage_b"] = {"zero_shot": g["zero_shot"], "n": g["n"],
-                                     **{s: {"chrf": g["generate"][s]["chrf"], "fidelity": g["generate"][s]["fidelity"]}
-                                        for s in ("llink", "llink_shuffled")}}
+            rows[lang]["stage_b"] = translate(Path(args.stage_b), lang, args.n_generate, out / "eval" / f"generate_{lang}", log)
+    if args.multi_stage_b:
+        run(["slots", f"--config={args.multi_stage_b}", f"--from_stage_a={out / 'multi' / 'llink'}", f"--lang={','.join(multi)}",
+             "--resume=true", "--progress=false", f"--out={out / 'multi_slots'}"], log)
+        for lang in own:
+            rows[lang]["multi_stage_b"] = translate(out / "multi_slots" / "llink", lang, args.n_generate,
+                                                    out / "eval" / f"multi_generate_{lang}", log)
     BAR.close()
-    result = {"per_lang": args.per_lang, "own": own, "multi": multi, "also": also, "stage_b": args.stage_b, "languages": rows}
+    result = {"per_lang": args.per_lang, "own": own, "multi": multi, "also": also, "stage_b": args.stage_b,
+              "multi_stage_b": args.multi_stage_b, "languages": rows}
 
     print_table(result)
     if args.json:

@@ -22,17 +22,44 @@ from typing import Iterator, Sequence
 QUESTIONS = ("Translate to English.", "Summarise this in one sentence.", "What is it about?")
 
 
-def busy_machine(limit: float = 0.5) -> str | None:
-    """Why timings taken now would measure another job too (the 1-minute load average above
-    `limit` per CPU this process may use), or None when the machine is idle enough. The ratios a
-    benchmark reports hold only when both sides run on the same free cores."""
+def _cpu_times(cpus: set[int]) -> tuple[int, int] | None:
+    """(busy, total) jiffies summed over `cpus` from /proc/stat, or None where there is none."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    busy = total = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            t = [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+            total += sum(t)
+            busy += sum(t) - t[3] - t[4]
+    return (busy, total) if total else None
+
+
+def busy_machine(limit: float = 0.5, window_s: float = 1.0) -> str | None:
+    """Why timings taken now would measure another job too, or None when the machine is idle
+    enough: the CPUs this process may use were busy more than `limit` of the time over the last
+    `window_s` (from /proc/stat; the 1-minute load average where there is none). The load average
+    still counts a job that ended a minute ago, which refused a benchmark run right after another
+    one. The ratios a benchmark reports hold only when both sides run on the same free cores."""
     import os
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    before = _cpu_times(cpus)
+    if before is not None:
+        time.sleep(window_s)
+        after = _cpu_times(cpus)
+        share = (after[0] - before[0]) / max(after[1] - before[1], 1)
+        if share <= limit:
+            return None
+        return (f"CPU use {share:.0%} of {len(cpus)} CPUs over the last {window_s:g} s: another job is using this machine, and its "
+                "share of the cores would be timed too; wait for it (or pause it), or pass --busy_ok to time anyway")
     load = os.getloadavg()[0]
-    if load <= limit * cpus:
+    if load <= limit * len(cpus):
         return None
-    return (f"load average {load:.2f} on {cpus} CPUs: another job is using this machine, and its share of the cores would be "
+    return (f"load average {load:.2f} on {len(cpus)} CPUs: another job is using this machine, and its share of the cores would be "
             "timed too; wait for it (or pause it), or pass --busy_ok to time anyway (the JSON then records the load)")
 
 
