@@ -10,6 +10,12 @@ scoring), and the mean prompt length. A K above the model's K_max (the slots its
 built for) is reported as not measurable: the model never learned that slot index. The row
 `rule` is the model reading with its own K rule. Prefill cost at each K: benchmarks/prefill.py
 --k K (it does not depend on the weights).
+
+`--passages dev_passages` adds meaning choice at each K (`llink eval comprehend`'s llink system:
+acc_norm over the split's seeded items, 4 same-document options): a K rule gives a 2-6 sentence
+passage 10-16 slots, more than almost any translation example Stage B trains on, and a fixed
+smaller K says whether reading fewer would do better. `--translation false` skips the translation
+measures (the slow part) when only the passages are wanted.
 """
 
 from __future__ import annotations
@@ -44,20 +50,29 @@ def dev_loss(m, pairs, instruction: str, batch_size: int = 16) -> float:
     return float(torch.cat(losses).mean())
 
 
-def measure(m, pairs, k) -> dict:
+def measure(m, pairs, k, items=None, translation: bool = True) -> dict:
     from llink.eval.generate import TRANSLATE, evaluate_generation, llink_systems
 
     m.with_k(k)
     t0 = time.perf_counter()
-    inj = m.read([p.src for p in pairs])
-    tokens = [len(inj.prompt(m.builder, i, TRANSLATE)) for i in range(len(inj))]
-    llink = next(s for s in llink_systems(m) if s.name == "llink")
-    res, _ = evaluate_generation([llink], m.encoder, pairs)
-    r = res["llink"]
-    row = {"k": "rule" if k is None else k, "mean_k": sum(inj.k) / len(inj.k), "prompt_tokens": sum(tokens) / len(tokens),
-           "dev_loss": round(dev_loss(m, pairs, TRANSLATE), 4), "chrf": r["chrf"], "fidelity": r["fidelity"],
-           "numbers_kept": r["numeric"]["rate"], "names_kept": r["names"]["rate"],
-           "seconds": round(time.perf_counter() - t0, 1)}
+    row = {"k": "rule" if k is None else k}
+    if translation:
+        inj = m.read([p.src for p in pairs])
+        tokens = [len(inj.prompt(m.builder, i, TRANSLATE)) for i in range(len(inj))]
+        llink = next(s for s in llink_systems(m) if s.name == "llink")
+        res, _ = evaluate_generation([llink], m.encoder, pairs)
+        r = res["llink"]
+        row.update({"mean_k": sum(inj.k) / len(inj.k), "prompt_tokens": sum(tokens) / len(tokens),
+                    "dev_loss": round(dev_loss(m, pairs, TRANSLATE), 4), "chrf": r["chrf"], "fidelity": r["fidelity"],
+                    "numbers_kept": r["numeric"]["rate"], "names_kept": r["names"]["rate"]})
+    if items:
+        from llink.eval.comprehend import comprehension_systems, evaluate_comprehension
+
+        llink = next(s for s in comprehension_systems(m) if s.name == "llink")
+        c = evaluate_comprehension([llink], items, progress=False)["llink"]
+        row.update({"passages_k": sum(m.slot_counts([it.src for it in items])) / len(items),
+                    "meaning_acc_norm": c["acc_norm"], "meaning_acc": c["acc"], "meaning_ci95": c["acc_norm_ci95"]})
+    row["seconds"] = round(time.perf_counter() - t0, 1)
     m.with_k(None)
     return row
 
@@ -71,6 +86,8 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
     for name, rows in results.items():
         pts = [r for r in rows if isinstance(r["k"], int) and "chrf" in r]
+        if not pts:
+            continue
         for ax, key in zip(axes, ("chrf", "fidelity", "dev_loss")):
             ax.plot([r["k"] for r in pts], [r[key] for r in pts], marker="o", label=name)
             ax.set_xscale("log", base=2)
@@ -90,6 +107,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--passages", default=None, help="a split with provenance (dev_passages) to score meaning choice on at each K")
+    ap.add_argument("--n_passages", type=int, default=None, help="meaning-choice items (default: every usable one)")
+    ap.add_argument("--translation", default="true", choices=("true", "false"), help="score translation at each K (the slow part)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args()
@@ -103,9 +123,16 @@ def main() -> None:
 
     ks = [int(k) for k in args.ks.split(",")]
     pairs = subsample(load_pairs(args.split, args.lang), args.n, args.seed)
+    translation = args.translation == "true"
+    items = None
+    if args.passages:
+        from llink.eval.comprehend import meaning_items
+
+        items = meaning_items(load_pairs(args.passages, args.lang), 4, seed=args.seed, limit=args.n_passages, where=args.passages)
     results = {}
     for path in args.models.split(","):
-        m = load_for_inference(path)
+        # unfolded, as `llink eval comprehend` loads it, so meaning choice here is the command's to the bit
+        m = load_for_inference(path, fold=items is None)
         k_max = m.config.prompt_config.k
         rows = []
         for k in [None, *ks]:
@@ -113,23 +140,33 @@ def main() -> None:
                 rows.append({"k": k, "skipped": f"above the model's K_max {k_max}"})
                 continue
             try:
-                rows.append(measure(m, pairs, k))
+                rows.append(measure(m, pairs, k, items, translation))
             except LlinkError as e:
                 rows.append({"k": k, "skipped": str(e)})
             print(json.dumps({"model": path, **rows[-1]}), flush=True)
         results[path] = rows
-    print(f"\n{args.split} ({len(pairs)} pairs, seed {args.seed}), greedy, 32 new tokens")
-    print(f"{'model':<42} {'K':>5} {'mean K':>7} {'prompt':>7} {'loss':>7} {'chrF++':>7} {'fid':>6} {'num':>6} {'names':>6}")
-    for path, rows in results.items():
-        for r in rows:
-            if "skipped" in r:
-                print(f"{path:<42} {r['k']!s:>5}  {r['skipped']}")
-                continue
-            f = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-            print(f"{path:<42} {r['k']!s:>5} {r['mean_k']:>7.2f} {r['prompt_tokens']:>7.1f} {r['dev_loss']:>7.3f} {r['chrf']:>7.2f} "
-                  f"{f(r['fidelity']):>6} {f(r['numbers_kept']):>6} {f(r['names_kept']):>6}")
+    if translation:
+        print(f"\n{args.split} ({len(pairs)} pairs, seed {args.seed}), greedy, 32 new tokens")
+        print(f"{'model':<42} {'K':>5} {'mean K':>7} {'prompt':>7} {'loss':>7} {'chrF++':>7} {'fid':>6} {'num':>6} {'names':>6}")
+        for path, rows in results.items():
+            for r in rows:
+                if "skipped" in r:
+                    print(f"{path:<42} {r['k']!s:>5}  {r['skipped']}")
+                    continue
+                f = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+                print(f"{path:<42} {r['k']!s:>5} {r['mean_k']:>7.2f} {r['prompt_tokens']:>7.1f} {r['dev_loss']:>7.3f} {r['chrf']:>7.2f} "
+                      f"{f(r['fidelity']):>6} {f(r['numbers_kept']):>6} {f(r['names_kept']):>6}")
+    if items:
+        print(f"\nmeaning choice on {args.passages} ({len(items)} items, 4 options, seed {args.seed}): llink acc_norm (95% CI)")
+        print(f"{'model':<42} {'K':>5} {'passage K':>10} {'acc_norm':>9} {'95% CI':>13} {'acc':>6}")
+        for path, rows in results.items():
+            for r in rows:
+                if "meaning_acc_norm" in r:
+                    lo, hi = r["meaning_ci95"]
+                    print(f"{path:<42} {r['k']!s:>5} {r['passages_k']:>10.2f} {r['meaning_acc_norm']:>9.3f} {lo:>6.3f}-{hi:.3f} {r['meaning_acc']:>6.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"split": args.split, "n": len(pairs), "seed": args.seed, "results": results}, indent=2))
+        args.json.write_text(json.dumps({"split": args.split, "n": len(pairs), "seed": args.seed, "passages": args.passages,
+                                         "results": results}, indent=2))
     if args.plot:
         plot(results, args.plot)
 
