@@ -77,6 +77,19 @@ def measure(m, pairs, k, items=None, translation: bool = True) -> dict:
     return row
 
 
+def k_exposure(m, items, train, max_answer_tokens: int) -> dict:
+    """How many slots the model's own K rule gives the passages, against the Stage B translation
+    examples it trained on (train pairs whose English answer fits `max_answer_tokens`)."""
+    tok = m.decoder.tokenizer
+    examples = [p.src for p in train if len(tok(p.en).input_ids) <= max_answer_tokens]
+    passage_k, train_k = m.slot_counts([it.src for it in items]), m.slot_counts(examples)
+    low, top = min(passage_k), m.config.prompt_config.k
+    share = lambda ks, f: round(sum(map(f, ks)) / len(ks), 4)  # noqa: E731
+    return {"k_max": top, "passage_k_min": low, "examples": len(examples), "max_answer_tokens": max_answer_tokens,
+            "passages_at_k_max": share(passage_k, lambda k: k == top), "examples_at_k_max": share(train_k, lambda k: k == top),
+            "examples_at_passage_k_min_or_more": share(train_k, lambda k: k >= low)}
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -109,6 +122,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--passages", default=None, help="a split with provenance (dev_passages) to score meaning choice on at each K")
     ap.add_argument("--n_passages", type=int, default=None, help="meaning-choice items (default: every usable one)")
+    ap.add_argument("--max_answer_tokens", type=int, default=24, help="the Stage B recipe's cap, for the K exposure of its train examples")
     ap.add_argument("--translation", default="true", choices=("true", "false"), help="score translation at each K (the slow part)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
@@ -121,7 +135,7 @@ def main() -> None:
     from llink.errors import LlinkError
     from llink.model import load_for_inference
 
-    ks = [int(k) for k in args.ks.split(",")]
+    ks = [int(k) for k in args.ks.split(",") if k.strip()]  # "" reads only with the model's own K (rule)
     pairs = subsample(load_pairs(args.split, args.lang), args.n, args.seed)
     translation = args.translation == "true"
     items = None
@@ -129,11 +143,14 @@ def main() -> None:
         from llink.eval.comprehend import meaning_items
 
         items = meaning_items(load_pairs(args.passages, args.lang), 4, seed=args.seed, limit=args.n_passages, where=args.passages)
-    results = {}
+    results, exposure = {}, {}
     for path in args.models.split(","):
         # unfolded, as `llink eval comprehend` loads it, so meaning choice here is the command's to the bit
         m = load_for_inference(path, fold=items is None)
         k_max = m.config.prompt_config.k
+        if items and m.config.prompt_config.k_rule:
+            exposure[path] = k_exposure(m, items, load_pairs("train", args.lang), args.max_answer_tokens)
+            print(json.dumps({"model": path, "k_exposure": exposure[path]}), flush=True)
         rows = []
         for k in [None, *ks]:
             if k is not None and k > k_max:
@@ -159,6 +176,10 @@ def main() -> None:
     if items:
         print(f"\nmeaning choice on {args.passages} ({len(items)} items, 4 options, seed {args.seed}): llink acc_norm (95% CI)")
         print(f"{'model':<42} {'K':>5} {'passage K':>10} {'acc_norm':>9} {'95% CI':>13} {'acc':>6}")
+        for path, e in exposure.items():
+            print(f"{path}: under its K rule {e['passages_at_k_max']:.1%} of the passages get K_max = {e['k_max']} and none fewer than "
+                  f"{e['passage_k_min']}; of its {e['examples']:,} Stage B translation examples (answers <= {e['max_answer_tokens']} "
+                  f"tokens) {e['examples_at_k_max']:.1%} get {e['k_max']} and {e['examples_at_passage_k_min_or_more']:.1%} {e['passage_k_min']} or more")
         for path, rows in results.items():
             for r in rows:
                 if "meaning_acc_norm" in r:
@@ -166,7 +187,7 @@ def main() -> None:
                     print(f"{path:<42} {r['k']!s:>5} {r['passages_k']:>10.2f} {r['meaning_acc_norm']:>9.3f} {lo:>6.3f}-{hi:.3f} {r['meaning_acc']:>6.3f}")
     if args.json:
         args.json.write_text(json.dumps({"split": args.split, "n": len(pairs), "seed": args.seed, "passages": args.passages,
-                                         "results": results}, indent=2))
+                                         "k_exposure": exposure, "results": results}, indent=2))
     if args.plot:
         plot(results, args.plot)
 
