@@ -24,14 +24,17 @@ from pathlib import Path
 import numpy as np
 
 
+def _design(lengths: np.ndarray) -> np.ndarray:
+    return np.stack([np.ones(len(lengths)), np.log(lengths)], 1)
+
+
 def _length_fit(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Per-dimension least squares of values on [1, log length]: a (2, dim) coefficient matrix."""
-    x = np.stack([np.ones(len(lengths)), np.log(lengths)], 1)
-    return np.linalg.lstsq(x, values, rcond=None)[0]
+    return np.linalg.lstsq(_design(lengths), values, rcond=None)[0]
 
 
 def _minus_fit(values: np.ndarray, lengths: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    return (values - np.stack([np.ones(len(lengths)), np.log(lengths)], 1) @ coef).astype(np.float32)
+    return (values - _design(lengths) @ coef).astype(np.float32)
 
 
 def _mean_cosine(v: np.ndarray) -> float:
@@ -65,8 +68,8 @@ def main() -> None:
     model = LLINK.from_pretrained(args.model)
     spec, stats = model.config.teacher_spec, model.teacher_stats
     builder = PromptBuilder(model.decoder.tokenizer, model.config.prompt_config)
-    keys = lambda texts: teacher_vectors(model.decoder, builder, spec, texts, stats, progress=False)  # noqa: E731
-    queries = lambda texts: model.project(encode_cached(model.encoder, texts, progress=False)).float().numpy()  # noqa: E731
+    keys = lambda texts: teacher_vectors(model.decoder, builder, spec, texts, stats)  # noqa: E731
+    queries = lambda texts: model.project(encode_cached(model.encoder, texts)).float().numpy()  # noqa: E731
     dec_len = lambda texts: np.array([len(model.decoder.tokenizer(t).input_ids) for t in texts], np.float64)  # noqa: E731
     enc_len = lambda texts: np.array([model.encoder.token_count(t) for t in texts], np.float64)  # noqa: E731
 
@@ -85,13 +88,14 @@ def main() -> None:
         src, en = [p.src for p in pairs], [p.en for p in pairs]
         groups = duplicate_groups(src, en)
         q, k = queries(src), keys(en)
+        k_len = dec_len(en)
         r1 = lambda a, b: both_directions(torch.from_numpy(a), torch.from_numpy(b), key_groups=groups)["src2en"]["r1"]  # noqa: E731
         qc, kc = q - q.mean(0), k - k.mean(0)
-        k_fit, q_fit = _minus_fit(k, dec_len(en), key_coef), _minus_fit(q, enc_len(src), query_coef)
+        k_fit, q_fit = _minus_fit(k, k_len, key_coef), _minus_fit(q, enc_len(src), query_coef)
         rows[split] = {"pairs": len(pairs), "plain": r1(q, k), "centred": r1(qc, kc), "keys_centred": r1(q, kc),
                        "queries_centred": r1(qc, k), "teacher_length_fit": r1(q, k_fit), "query_length_fit": r1(q_fit, k),
                        "mean_cos_keys": _mean_cosine(k), "mean_cos_keys_fit": _mean_cosine(k_fit), "mean_cos_queries": _mean_cosine(q),
-                       "median_decoder_tokens": float(np.median(dec_len(en)))}
+                       "median_decoder_tokens": float(np.median(k_len))}
 
     print(f"R@1 src→en, {args.model}; length fits on {args.n_fit:,} texts (half train, half data/en)")
     print("| split | pairs | median tokens | plain | centred (both) | keys only | queries only | teacher mean ~ log length | query mean ~ log length | mean cosine: keys / fitted keys / queries |")

@@ -246,3 +246,8 @@ def test_every_committed_recipe_parses_with_its_command():
         assert settings["seed"] == 17, path
         if "mixture" in path.name:
             assert settings["tasks"] == "translate,summarise,bullets,qa" and settings["max_translate"] == 3600, path
+    # the *_long recipes are their short twins at twice the steps, nothing else: a copy must not drift
+    for short in ("cpu_slots", "cpu_direct"):
+        fn = slots if short == "cpu_slots" else finetune_direct
+        a, b = (read_recipe(fn, paths[0].parent / f"{short}{tail}.yaml") for tail in ("", "_long"))
+        assert b["steps"] == 2 * a["steps"] and {**b, "steps": a["steps"]} == a, short
