@@ -97,7 +97,7 @@ def main() -> None:
 
     from benchmarks.support import untrained_stage_b
     from llink.data import load_split
-    from llink.decoders import LORA_TARGETS, cache_kwarg, load_decoder
+    from llink.decoders import LORA_TARGETS, cache_kwarg, load_decoder, output_cache
     from llink.encoders import load_encoder
     from llink.generate import PrefixKV
     from llink.model import LLINK, inference_dtype
@@ -143,7 +143,7 @@ def main() -> None:
 
     def forward(x, kv, d):
         body = d.model.get_decoder()
-        return body(inputs_embeds=x, use_cache=True, **{kv_arg: kv}).past_key_values
+        return output_cache(body(inputs_embeds=x, use_cache=True, **{kv_arg: kv}))
 
     @torch.no_grad()
     def llink_path(text, m, d, prefix=None) -> dict[str, float]:

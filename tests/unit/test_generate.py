@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
@@ -33,6 +32,22 @@ def test_prefix_cache_gives_the_same_answers_and_is_not_consumed(setup):
     plain = _one_by_one(dec, prompts, slots)
     assert _one_by_one(dec, prompts, slots, prefix) == plain
     assert prefix.kv.get_seq_length() == len(head)  # each request worked on a copy
+
+
+def test_the_prefix_cache_is_read_under_its_current_name(setup, monkeypatch):
+    """transformers 5 renamed an output's `past_key_values` to `cache`; the old name still works but
+    warns, once per process, in every served request's first prefill."""
+    from transformers.utils.generic import ModelOutput
+
+    if "past_key_values" not in vars(ModelOutput):
+        pytest.skip("this transformers has no deprecated name to avoid")
+
+    def old_name(self):
+        raise AssertionError("the cache was read through the deprecated `past_key_values`")
+
+    monkeypatch.setattr(ModelOutput, "past_key_values", property(old_name))
+    dec, _, _, _, head = setup
+    assert PrefixKV.compute(dec, head).kv.get_seq_length() == len(head)
 
 
 def test_prefix_cache_is_really_used(setup):
