@@ -81,7 +81,8 @@ def k_exposure(m, items, train, max_answer_tokens: int) -> dict:
     """How many slots the model's own K rule gives the passages, against the Stage B translation
     examples it trained on (train pairs whose English answer fits `max_answer_tokens`)."""
     tok = m.decoder.tokenizer
-    examples = [p.src for p in train if len(tok(p.en).input_ids) <= max_answer_tokens]
+    # counted as Stage B's own cap counts them (no special tokens), so the same examples pass
+    examples = [p.src for p in train if len(tok(p.en, add_special_tokens=False).input_ids) <= max_answer_tokens]
     passage_k, train_k = m.slot_counts([it.src for it in items]), m.slot_counts(examples)
     low, top = min(passage_k), m.config.prompt_config.k
     share = lambda ks, f: round(sum(map(f, ks)) / len(ks), 4)  # noqa: E731
