@@ -414,17 +414,23 @@ def test_gradient_checkpointing_recomputes_layers_and_trains_the_same_weights(st
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
-def test_train_passages_join_the_examples_and_a_file_without_provenance_is_refused(stage_a, tmp_path, capsys):
+def help_file(tmp_path) -> Path:
+    """4 help files of 4 paragraphs each: one passage of 4 sentences (>= 150 Khmer characters) per file."""
     from .test_align import WORDS_EN, WORDS_KM
 
     lines = ["km\ten\tsource"]
     for f in range(4):
-        for i in range(1, 5):  # 4 paragraphs of one file: one passage of 4 sentences, >= 150 characters of Khmer
+        for i in range(1, 5):
             w = [(f * 4 + i + k) % 12 for k in range(3)]
             lines.append(f"{' '.join(WORDS_KM[j] for j in w)} {f}{i} " + "ក" * 40 + f"\t{' '.join(WORDS_EN[j] for j in w).capitalize()} {f}{i}.\t"
                          f"help:text/shared/f{f}.xhp#par_id{i}")
     data = tmp_path / "help.tsv"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return data
+
+
+def test_train_passages_join_the_examples_and_a_file_without_provenance_is_refused(stage_a, tmp_path, capsys):
+    data = help_file(tmp_path)
     assert main(slots_args(stage_a, tmp_path / "b", train_data=data, steps=2, eval_every=2, checkpoint_every=2, passages=3,
                            max_answer_tokens=200)) == 0
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
@@ -436,3 +442,21 @@ def test_train_passages_join_the_examples_and_a_file_without_provenance_is_refus
     assert "--passages must be >= 0, got -1" in capsys.readouterr().err
     assert main(slots_args(stage_a, tmp_path / "e", passages=3, data=tmp_path / "b" / "none.jsonl")) == 2
     assert "drop --data or --passages" in capsys.readouterr().err
+
+
+def test_passages_get_their_own_answer_cap_and_the_sentences_keep_theirs(stage_a, tmp_path, capsys):
+    data = help_file(tmp_path)
+    common = dict(train_data=data, steps=1, eval_every=1, checkpoint_every=1, passages=3)
+    # a sentence's English is a few tokens, a passage's four times that: a cap between them drops only the passages
+    assert main(slots_args(stage_a, tmp_path / "one", max_answer_tokens=20, **common)) == 0
+    one = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert one["passages"] == 0 and one["tasks"] == {"translate": 16}
+    assert main(slots_args(stage_a, tmp_path / "own", max_answer_tokens=20, passage_answer_tokens=200, **common)) == 0
+    own = json.loads((tmp_path / "own" / "summary.json").read_text())
+    assert own["passages"] == 3 and own["tasks"] == {"translate": 16 + 3}
+    assert own["run_key"] != one["run_key"]
+    capsys.readouterr()
+    assert main(slots_args(stage_a, tmp_path / "x", passage_answer_tokens=200)) == 2
+    assert "--passage_answer_tokens 200: needs --passages" in capsys.readouterr().err
+    assert main(slots_args(stage_a, tmp_path / "y", passage_answer_tokens=0, passages=3)) == 2
+    assert "must be >= 1" in capsys.readouterr().err

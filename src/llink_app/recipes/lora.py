@@ -76,6 +76,9 @@ def check_settings(cfg) -> None:
     # the examples' settings, refused here, before any model loads
     if cfg.passages < 0:
         raise LlinkError(f"--passages must be >= 0, got {cfg.passages}")
+    if cfg.passage_answer_tokens is not None and (cfg.passage_answer_tokens < 1 or not cfg.passages):
+        raise LlinkError(f"--passage_answer_tokens {cfg.passage_answer_tokens}: " + ("needs --passages N > 0 (it caps only "
+                         "their answers)" if cfg.passage_answer_tokens >= 1 else "must be >= 1 (or null for --max_answer_tokens)"))
     if cfg.data is not None and cfg.passages:
         raise LlinkError("--passages adds train passages while the examples are made; with --data they are made already "
                          "(build them with `llink synth --passages N`): drop --data or --passages")
@@ -181,7 +184,7 @@ class LoRARecipe:
         self.load_models(encoder, decoder)
         self.mixture = None
         langs = parse_langs(cfg.lang)
-        self.passages_used = 0
+        self.passages_used, passage_srcs = 0, set()
         self.languages = None  # examples from --data or a --train_data file: their language is not known here
         if cfg.data is not None:
             data = Path(cfg.data)
@@ -195,14 +198,19 @@ class LoRARecipe:
             self.examples = synthesize(pairs, gen, cfg.tasks.split(","), per_task=cfg.per_task, max_translate=cfg.max_translate,
                                        seed=cfg.seed, progress=show, passages=passages)
             self.passages_used = len(passages)
+            passage_srcs = {p.src for p in passages}
         dev_pairs = eligible(load_dev_languages(langs, cfg.dev_data, None, cfg.seed)[0])
         dev_pairs = [dev_pairs[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(dev_pairs))[: cfg.max_dev])]
         self.dev = [(p.src, "Translate to English.", p.en) for p in dev_pairs]
         self.data_seconds = time.time() - t0
-        if cfg.max_answer_tokens:
+        if cfg.max_answer_tokens or cfg.passage_answer_tokens:
             tok = self.decoder.tokenizer
-            keep = [len(tok(e.answer, add_special_tokens=False)["input_ids"]) <= cfg.max_answer_tokens for e in self.examples]
+            passage_cap = cfg.passage_answer_tokens or cfg.max_answer_tokens
+            caps = [passage_cap if e.src in passage_srcs else cfg.max_answer_tokens for e in self.examples]
+            keep = [not cap or len(tok(e.answer, add_special_tokens=False)["input_ids"]) <= cap
+                    for e, cap in zip(self.examples, caps)]
             self.dropped_long = len(keep) - sum(keep)
+            self.passages_used = len({e.src for e, k in zip(self.examples, keep) if k and e.src in passage_srcs})
             self.examples = [e for e, k in zip(self.examples, keep) if k]
             if not self.examples:
                 raise LlinkError(f"no training example has an answer of <= {cfg.max_answer_tokens} tokens")
