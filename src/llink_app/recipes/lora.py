@@ -76,9 +76,10 @@ def check_settings(cfg) -> None:
     # the examples' settings, refused here, before any model loads
     if cfg.passages < 0:
         raise LlinkError(f"--passages must be >= 0, got {cfg.passages}")
-    if cfg.passage_answer_tokens is not None and (cfg.passage_answer_tokens < 1 or not cfg.passages):
-        raise LlinkError(f"--passage_answer_tokens {cfg.passage_answer_tokens}: " + ("needs --passages N > 0 (it caps only "
-                         "their answers)" if cfg.passage_answer_tokens >= 1 else "must be >= 1 (or null for --max_answer_tokens)"))
+    if cfg.passage_answer_tokens is not None and cfg.passage_answer_tokens < 1:
+        raise LlinkError(f"--passage_answer_tokens {cfg.passage_answer_tokens}: must be >= 1 (or null for --max_answer_tokens)")
+    if cfg.passage_answer_tokens is not None and not cfg.passages:
+        raise LlinkError(f"--passage_answer_tokens {cfg.passage_answer_tokens}: needs --passages N > 0 (it caps only their answers)")
     if cfg.data is not None and cfg.passages:
         raise LlinkError("--passages adds train passages while the examples are made; with --data they are made already "
                          "(build them with `llink synth --passages N`): drop --data or --passages")
