@@ -145,3 +145,23 @@ def test_encoder_layers_are_recorded_and_reloaded(tiny_dirs, tmp_path, capsys):
     assert m.project(m.encoder.encode(["បើក ឯកសារ"], progress=False)).shape == (1, 32)
     assert main(args(tiny_dirs, data, tmp_path / "bad", epochs=1, encoder_layers="[5]")) == 2
     assert "encoder_layers" in capsys.readouterr().err
+
+
+def test_train_passages_join_the_pairs_and_bad_settings_are_refused(tiny_dirs, tmp_path, capsys):
+    from .test_stage_b import help_file
+
+    data = help_file(tmp_path)  # 16 one-sentence paragraphs in 4 help files: one passage per file
+    assert main(args(tiny_dirs, data, tmp_path / "a", epochs=2, passages=3)) == 0
+    assert main(args(tiny_dirs, data, tmp_path / "b", epochs=2)) == 0
+    a, b = (json.loads((tmp_path / r / "summary.json").read_text()) for r in "ab")
+    assert a["train_pairs"] == 16 + 3 and a["mixture"]["passages"] == 3
+    assert b["train_pairs"] == 16 and "passages" not in b["mixture"] and a["run_key"] != b["run_key"]
+    config = json.loads((tmp_path / "a" / "llink" / "config.json").read_text())
+    assert config["mixture"]["stage_a"]["passages"] == 3
+    capsys.readouterr()
+    no_provenance = write_pairs(tmp_path / "pairs.tsv")
+    for over, message in [(dict(train_data=no_provenance), "--passages 3: "), (dict(passages=-1), "--passages must be >= 0, got -1"),
+                          (dict(lang="km,hi"), "--passages with several languages (km,hi)")]:
+        out = tmp_path / "refused"
+        assert main(args(tiny_dirs, data, out, epochs=2, **{"passages": 3, **over})) == 2
+        assert message in capsys.readouterr().err and not (out / "llink").exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 from llink.alignment import StageASettings
 from llink.data.languages import after_mixture, load_dev_languages, load_languages, parse_langs
 from llink.data.mixture import mix
+from llink.data.passages import training_passages
 from llink.errors import LlinkError
 
 from ..args import CorpusArgs, EnglishArgs, RunArgs, command, opt
@@ -43,6 +44,11 @@ def _check(cfg) -> None:
         raise LlinkError("temperatures must satisfy 0 < temperature_end <= temperature_start")
     if cfg.batch_size < 2:
         raise LlinkError("--batch_size must be >= 2 for in-batch negatives")
+    if cfg.passages < 0:
+        raise LlinkError(f"--passages must be >= 0, got {cfg.passages}")
+    if cfg.passages and len(parse_langs(cfg.lang)) > 1:
+        raise LlinkError(f"--passages with several languages ({cfg.lang}) is not supported: each language's help files would "
+                         "need their own passages; train with one --lang or --passages 0")
 
 
 class AlignRecipe:
@@ -83,7 +89,13 @@ class AlignRecipe:
         for lang in self.langs:
             check_readable(self.encoder, [p.src for p, t in zip(train, tags) if t == lang], lang)
         dev, self.dev_langs = load_dev_languages(self.langs, cfg.dev_data, cfg.max_dev, cfg.seed)
+        # Whole passages of the train split, foreign paragraph -> teacher of its English paragraph:
+        # the sentence pairs alone never show the projector a multi-sentence input.
+        passages = training_passages(train, cfg.passages, cfg.seed, where=str(cfg.train_data or "the train split"))
+        train = train + passages
         train, self.mixture = mix(train, cfg.english_share, cfg.seed, cfg.english_data)
+        if passages:
+            self.mixture["passages"] = len(passages)
         self.languages = after_mixture(self.languages, self.mixture)
         # dev is scored, never trained on: it is not part of the key
         self.inputs = {"train": content_key([(p.src, p.en) for p in train])}
@@ -270,6 +282,9 @@ class AlignArgs:
     geometry_weight: float = opt(StageASettings.geometry_weight, "weight of the geometry penalty: the batch's (centred) cosine "
                                  "similarities after the projector kept close to the encoder's, so neighbourhoods the encoder "
                                  "knows out of the training domain survive (0: off).", keyed_when=lambda cfg: cfg.geometry_weight > 0)
+    passages: int = opt(0, "train passages (2-6 consecutive sentences of one help file, built like test_passages) added whole "
+                           "to the sentence pairs, so the projector sees paragraph-length inputs; needs `help:<file>#<id>` provenance.",
+                        keyed_when=lambda cfg: cfg.passages > 0)
     hidden_mult: int = opt(4, "projector hidden width as a multiple of the encoder dimension.")
     dropout: float = opt(0.1, "projector dropout.")
     k: int = opt(8, "slots the artifact's prompt will reserve (saved for Stage B).")
