@@ -69,3 +69,6 @@ def test_prefill_benchmark_says_where_the_time_goes():
     assert abs(sum(parts.values()) - res["llink_folded_cached_ms"]) < 0.05
     assert res["floor_ms"] > 0 and res["floor2_ms"] > 0 and res["encoder_repeat_ms"] > 0
     assert isinstance(res["target_met"], bool) and res["vs_floor"] > 0
+    # the untrained model has a fixed K of 8 and no hints: every request is the shortest of its format
+    assert res["format_tokens"] == res["llink_prompt_tokens"] - res["shared_prefix_tokens"] > 8
+    assert res["format_floor_ms"] > 0 and res["max_speedup_format"] > 0
