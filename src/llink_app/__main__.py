@@ -180,9 +180,10 @@ def synth(
     from llink.data.synth import EndpointGenerator, LocalGenerator, parse_tasks, synthesize, write_examples
     from llink.decoders import load_decoder
 
+    from .recipes.common import check_passages
+
     names = parse_tasks(tasks)
-    if passages < 0:
-        raise LlinkError(f"--passages must be >= 0, got {passages}")
+    check_passages(passages, lang)
     # the pairs (and their passages) first: a bad file is refused before a generator loads
     pairs = load_pairs("train", lang, train_data)
     chosen = training_passages(pairs, passages, seed, where=str(train_data or "the train split"))

@@ -95,3 +95,12 @@ def test_passages_join_every_task_past_the_length_filter(tiny_decoder):
     assert len(tr) == 33 and [e.answer for e in tr[-3:]] == [p.en for p in passages]
     # 5 sentences and the 3 passages, though each passage is past max_chars
     assert gen.calls == 8 and {p.en for p in passages} <= set(asked)
+
+
+def test_synth_refuses_bad_passages_before_loading_anything(tmp_path, capsys):
+    from llink_app.__main__ import main
+
+    for extra, message in [(["--passages", "-1"], "--passages must be >= 0, got -1"),
+                           (["--passages", "2", "--lang", "km,hi"], "--passages with several languages (km,hi)")]:
+        assert main(["synth", "--out", str(tmp_path / "s"), *extra]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -20,6 +20,7 @@ from llink.errors import LlinkError
 from ..args import CorpusArgs, EnglishArgs, RunArgs, command, opt
 from .common import (
     artifact_is_current,
+    check_passages,
     TrainClock,
     append_jsonl,
     check_resumable,
@@ -44,11 +45,7 @@ def _check(cfg) -> None:
         raise LlinkError("temperatures must satisfy 0 < temperature_end <= temperature_start")
     if cfg.batch_size < 2:
         raise LlinkError("--batch_size must be >= 2 for in-batch negatives")
-    if cfg.passages < 0:
-        raise LlinkError(f"--passages must be >= 0, got {cfg.passages}")
-    if cfg.passages and len(parse_langs(cfg.lang)) > 1:
-        raise LlinkError(f"--passages with several languages ({cfg.lang}) is not supported: each language's help files would "
-                         "need their own passages; train with one --lang or --passages 0")
+    check_passages(cfg.passages, cfg.lang)
 
 
 class AlignRecipe:

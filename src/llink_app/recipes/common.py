@@ -21,6 +21,17 @@ def settings_of(cfg) -> dict:
     return {k: v for k, v in json.loads(json.dumps(asdict(cfg), default=str)).items() if k in keep}
 
 
+def check_passages(passages: int, lang: str) -> None:
+    """`--passages` as Stage A, Stage B and the direct finetune all take it, refused before any model loads."""
+    from llink.data.languages import parse_langs
+
+    if passages < 0:
+        raise LlinkError(f"--passages must be >= 0, got {passages}")
+    if passages and len(parse_langs(lang)) > 1:
+        raise LlinkError(f"--passages with several languages ({lang}) is not supported: each language's help files would "
+                         "need their own passages; train with one --lang or --passages 0")
+
+
 def no_grad(fn):
     """torch.no_grad() as a decorator that imports torch when called, not when the module loads
     (the command table imports every recipe module, and `llink --help` should not load torch)."""

@@ -16,6 +16,7 @@ from llink.errors import LlinkError
 
 from .common import (
     artifact_is_current,
+    check_passages,
     no_grad,
     TrainClock,
     append_jsonl,
@@ -63,7 +64,6 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) ->
 
 
 def check_settings(cfg) -> None:
-    from llink.data.languages import parse_langs
     from llink.precision import CHOICES
 
     for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "lora_r", "usage_every", "max_dev"):
@@ -74,8 +74,7 @@ def check_settings(cfg) -> None:
     if cfg.checkpoint_above_tokens is not None and cfg.checkpoint_above_tokens < 1:
         raise LlinkError(f"--checkpoint_above_tokens must be >= 1 (or null), got {cfg.checkpoint_above_tokens}")
     # the examples' settings, refused here, before any model loads
-    if cfg.passages < 0:
-        raise LlinkError(f"--passages must be >= 0, got {cfg.passages}")
+    check_passages(cfg.passages, cfg.lang)
     if cfg.passage_answer_tokens is not None and cfg.passage_answer_tokens < 1:
         raise LlinkError(f"--passage_answer_tokens {cfg.passage_answer_tokens}: must be >= 1 (or null for --max_answer_tokens)")
     if cfg.passage_answer_tokens is not None and not cfg.passages:
@@ -86,9 +85,6 @@ def check_settings(cfg) -> None:
     if cfg.data is not None and cfg.english_share > 0:
         raise LlinkError("--english_share mixes English texts into the train pairs before the examples are made; with --data "
                          "the examples are made already: drop --data (they are synthesised and cached here) or --english_share")
-    if cfg.passages and len(parse_langs(cfg.lang)) > 1:
-        raise LlinkError(f"--passages with several languages ({cfg.lang}) is not supported: each language's help files would "
-                         "need their own passages; train with one --lang or --passages 0")
 
 
 class LoRARecipe:
