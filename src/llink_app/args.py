@@ -43,7 +43,8 @@ class EnglishArgs:
                                     "parallel pairs. A seeded sample of --english_data; recorded in config.json as `mixture`.",
                                keyed_when=lambda cfg: cfg.english_share > 0)
     english_data: Path | None = opt(None, "English texts: a JSONL(.gz) with an `en` field per line, or a .txt(.gz) with one text per "
-                                          "line (default: data/en/english.jsonl.gz from `llink data english`).", run_only=True)
+                                          "line (default: data/en/english.jsonl.gz from `llink data english`), or `pairs`: the English sides of "
+                                          "the train pairs themselves (in-domain English, the same register as the pairs).", run_only=True)
 
 
 @dataclass
@@ -65,6 +66,10 @@ class ExamplesArgs:
                                                   "tokens of the bundled decoder): raising only its cap keeps the sentence examples, "
                                                   "and the step time, as they are.",
                                             keyed_when=lambda cfg: cfg.passages > 0 and cfg.passage_answer_tokens is not None)
+    english_answer_tokens: int | None = opt(None, "the answer cap for English-only examples (--english_share; default: "
+                                                  "--max_answer_tokens). A sentence cap keeps only short English; a paragraph's "
+                                                  "cap lets the decoder see English of every length and register through the slots.",
+                                            keyed_when=lambda cfg: cfg.english_share > 0 and cfg.english_answer_tokens is not None)
 
 
 @dataclass

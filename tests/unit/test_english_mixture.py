@@ -40,6 +40,18 @@ def test_the_share_sets_how_many_english_texts_join(tmp_path):
     assert {p.en for p in small[40:]} <= {p.en for p in half[40:]}
 
 
+def test_the_train_pairs_own_english_sides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    half, rec = mix(PAIRS, 0.5, 17, "pairs")
+    assert half[:40] == PAIRS and rec == {"english_share": 0.5, "parallel": 40, "english": 40, "english_data": "pairs"}
+    assert sorted(p.src for p in half[40:]) == sorted(p.en for p in PAIRS) and all(p.src == p.en for p in half[40:])
+    with pytest.raises(LlinkError, match="needs 120 English texts.*the train pairs' English sides has 40 distinct"):
+        mix(PAIRS, 0.75, 17, "pairs")
+    (tmp_path / "pairs").write_text("a file of that name\n", encoding="utf-8")
+    with pytest.raises(LlinkError, match="a file ./pairs exists too"):
+        mix(PAIRS, 0.5, 17, "pairs")
+
+
 def test_english_files_and_their_errors(tmp_path):
     (tmp_path / "e.txt").write_text("one text\n\n  two   texts \n", encoding="utf-8")
     assert read_english(tmp_path / "e.txt") == ["one text", "two texts"]
@@ -111,3 +123,25 @@ def test_stage_b_gives_english_only_examples_the_hints_of_a_translation(stage_a,
     assert all(h == english_hints(e.src) and h == [e.src.split()[3]] for e, h in english)
     assert all(h == extract_hints(e.src) for e, h in foreign)
     assert all(kw["hints"] == extract_hints(s) for (s, _, _), kw in zip(recipe.dev, recipe.dev_kw))
+
+
+def test_english_only_examples_get_their_own_answer_cap(stage_a, tmp_path, capsys):  # noqa: F811
+    from .test_stage_b import slots_args
+
+    # the English texts are 6 words (~8 tokens): a cap of 3 drops them all, a cap of 40 keeps them,
+    # and the parallel examples keep their cap either way
+    eng = english_file(tmp_path / "e.jsonl.gz")
+    common = dict(steps=1, eval_every=1, checkpoint_every=1, english_share=0.5, english_data=eng, max_answer_tokens=200)
+    assert main(slots_args(stage_a, tmp_path / "all", **common)) == 0
+    full = json.loads((tmp_path / "all" / "summary.json").read_text())
+    assert full["english_only"] > 0
+    assert main(slots_args(stage_a, tmp_path / "none", english_answer_tokens=3, **common)) == 0
+    none = json.loads((tmp_path / "none" / "summary.json").read_text())
+    assert none["english_only"] == 0 and none["examples"] == full["examples"] - full["english_only"]
+    assert none["run_key"] != full["run_key"]
+    capsys.readouterr()
+    assert main(slots_args(stage_a, tmp_path / "x", english_answer_tokens=40)) == 2
+    assert "--english_answer_tokens 40: needs --english_share > 0" in capsys.readouterr().err
+    assert main(slots_args(stage_a, tmp_path / "y", english_answer_tokens=0, english_share=0.5, english_data=eng)) == 2
+    assert "must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "llink").exists() and not (tmp_path / "y" / "llink").exists()

@@ -17,6 +17,7 @@ from .io import Pair, normalize
 
 DEFAULT_ENGLISH = Path("data/en/english.jsonl.gz")
 SOURCE = "english-only"  # the provenance of a mixed-in example
+PAIRS = "pairs"  # --english_data pairs: the English sides of the train pairs themselves
 
 
 def read_english(path: str | Path | None = None) -> list[str]:
@@ -68,10 +69,18 @@ def mix(pairs: list[Pair], share: float, seed: int, english: str | Path | None =
     record = {"english_share": share, "parallel": len(pairs) if share < 1.0 else 0, "english": n}
     if n == 0:
         return pairs, record
-    texts = list(dict.fromkeys(read_english(english)))
+    if english is not None and str(english) == PAIRS:
+        if Path(PAIRS).exists():
+            raise LlinkError(f"--english_data {PAIRS}: names the train pairs' English sides, and a file ./{PAIRS} exists too; "
+                             f"give that file as {Path(PAIRS).resolve()} or rename it")
+        texts = list(dict.fromkeys(p.en for p in pairs))
+        where = "the train pairs' English sides"
+    else:
+        texts = list(dict.fromkeys(read_english(english)))
+        where = str(english or DEFAULT_ENGLISH)
     if n > len(texts):
         raise LlinkError(f"--english_share {share} needs {n} English texts for {len(pairs)} parallel pairs; "
-                         f"{english or DEFAULT_ENGLISH} has {len(texts)} distinct: lower the share or give a bigger --english_data")
+                         f"{where} has {len(texts)} distinct: lower the share or give a bigger --english_data")
     import numpy as np
 
     order = np.random.default_rng(seed).permutation(len(texts))[:n]

@@ -79,6 +79,11 @@ def check_settings(cfg) -> None:
         raise LlinkError(f"--passage_answer_tokens {cfg.passage_answer_tokens}: must be >= 1 (or null for --max_answer_tokens)")
     if cfg.passage_answer_tokens is not None and not cfg.passages:
         raise LlinkError(f"--passage_answer_tokens {cfg.passage_answer_tokens}: needs --passages N > 0 (it caps only their answers)")
+    if cfg.english_answer_tokens is not None and cfg.english_answer_tokens < 1:
+        raise LlinkError(f"--english_answer_tokens {cfg.english_answer_tokens}: must be >= 1 (or null for --max_answer_tokens)")
+    if cfg.english_answer_tokens is not None and not cfg.english_share > 0:
+        raise LlinkError(f"--english_answer_tokens {cfg.english_answer_tokens}: needs --english_share > 0 "
+                         "(it caps only the English-only examples' answers)")
     if cfg.data is not None and cfg.passages:
         raise LlinkError("--passages adds train passages while the examples are made; with --data they are made already "
                          "(build them with `llink synth --passages N`): drop --data or --passages")
@@ -200,10 +205,12 @@ class LoRARecipe:
         dev_pairs = [dev_pairs[i] for i in sorted(np.random.default_rng(cfg.seed).permutation(len(dev_pairs))[: cfg.max_dev])]
         self.dev = [(p.src, "Translate to English.", p.en) for p in dev_pairs]
         self.data_seconds = time.time() - t0
-        if cfg.max_answer_tokens or cfg.passage_answer_tokens:
+        if cfg.max_answer_tokens or cfg.passage_answer_tokens or cfg.english_answer_tokens:
             tok = self.decoder.tokenizer
             passage_cap = cfg.passage_answer_tokens or cfg.max_answer_tokens
-            caps = [passage_cap if e.src in passage_srcs else cfg.max_answer_tokens for e in self.examples]
+            english_cap = cfg.english_answer_tokens or cfg.max_answer_tokens
+            caps = [passage_cap if e.src in passage_srcs else english_cap if e.src == e.en else cfg.max_answer_tokens
+                    for e in self.examples]
             keep = [not cap or len(tok(e.answer, add_special_tokens=False)["input_ids"]) <= cap
                     for e, cap in zip(self.examples, caps)]
             self.dropped_long = len(keep) - sum(keep)
@@ -401,7 +408,8 @@ class LoRARecipe:
                 tasks[e.task] = tasks.get(e.task, 0) + 1
             summary = {"artifact": str(art), "mode": self.stage, "run_key": self.key, "precision": self.precision,
                        "steps": self.total_steps, "resumed_from_step": self.resumed_from_step,
-                       "examples": len(self.examples), "tasks": tasks, "passages": self.passages_used, "examples_seen": self.total_steps * self.cfg.batch_size,
+                       "examples": len(self.examples), "tasks": tasks, "passages": self.passages_used,
+                       "english_only": sum(e.src == e.en for e in self.examples), "examples_seen": self.total_steps * self.cfg.batch_size,
                        "data_seconds": round(self.data_seconds, 1), "train_seconds": round(self.train_seconds, 3), "usage": usage}
             if getattr(self, "expander_r2", None) is not None:
                 summary["expander_init_r2"] = round(self.expander_r2, 4)
