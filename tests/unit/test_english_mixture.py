@@ -86,6 +86,12 @@ def test_stage_a_trains_on_a_mixture_and_records_it(tiny_dirs, tmp_path, capsys)
     capsys.readouterr()
     assert main(args(tiny_dirs, data, tmp_path / "bad", epochs=1, english_share=0.5, english_data=tmp_path / "none.jsonl")) == 2
     assert "none.jsonl does not exist" in capsys.readouterr().err
+    # a file given without a share would be ignored: refused before any model loads, as a bad share is
+    assert main(args(tiny_dirs, data, tmp_path / "noshare", epochs=1, english_data=eng)) == 2
+    assert "only with --english_share > 0" in capsys.readouterr().err
+    assert main(args(tiny_dirs, data, tmp_path / "range", epochs=1, english_share=1.5)) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "noshare" / "llink").exists() and not (tmp_path / "range" / "llink").exists()
 
 
 def test_stage_b_and_the_baseline_train_on_the_same_mixture(stage_a, tmp_path):  # noqa: F811
@@ -144,4 +150,6 @@ def test_english_only_examples_get_their_own_answer_cap(stage_a, tmp_path, capsy
     assert "--english_answer_tokens 40: needs --english_share > 0" in capsys.readouterr().err
     assert main(slots_args(stage_a, tmp_path / "y", english_answer_tokens=0, english_share=0.5, english_data=eng)) == 2
     assert "must be >= 1" in capsys.readouterr().err
-    assert not (tmp_path / "x" / "llink").exists() and not (tmp_path / "y" / "llink").exists()
+    assert main(slots_args(stage_a, tmp_path / "z", english_data="pairs")) == 2
+    assert "--english_data pairs: English-only texts join the pairs only with --english_share > 0" in capsys.readouterr().err
+    assert not any((tmp_path / d / "llink").exists() for d in "xyz")

@@ -20,6 +20,7 @@ from llink.errors import LlinkError
 from ..args import CorpusArgs, EnglishArgs, RunArgs, command, opt
 from .common import (
     artifact_is_current,
+    check_english,
     check_passages,
     TrainClock,
     append_jsonl,
@@ -46,6 +47,7 @@ def _check(cfg) -> None:
     if cfg.batch_size < 2:
         raise LlinkError("--batch_size must be >= 2 for in-batch negatives")
     check_passages(cfg.passages, cfg.lang)
+    check_english(cfg.english_share, cfg.english_data)
 
 
 class AlignRecipe:

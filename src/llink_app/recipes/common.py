@@ -32,6 +32,16 @@ def check_passages(passages: int, lang: str) -> None:
                          "need their own passages; train with one --lang or --passages 0")
 
 
+def check_english(share: float, data) -> None:
+    """`--english_share` / `--english_data` as every training stage takes them, refused before any model loads."""
+    from llink.data.mixture import english_count
+
+    english_count(0, share)  # the range check
+    if data is not None and share == 0:
+        raise LlinkError(f"--english_data {data}: English-only texts join the pairs only with --english_share > 0 "
+                         "(e.g. 0.2); add one or drop --english_data")
+
+
 def no_grad(fn):
     """torch.no_grad() as a decorator that imports torch when called, not when the module loads
     (the command table imports every recipe module, and `llink --help` should not load torch)."""

@@ -16,6 +16,7 @@ from llink.errors import LlinkError
 
 from .common import (
     artifact_is_current,
+    check_english,
     check_passages,
     no_grad,
     TrainClock,
@@ -75,6 +76,7 @@ def check_settings(cfg) -> None:
         raise LlinkError(f"--checkpoint_above_tokens must be >= 1 (or null), got {cfg.checkpoint_above_tokens}")
     # the examples' settings, refused here, before any model loads
     check_passages(cfg.passages, cfg.lang)
+    check_english(cfg.english_share, cfg.english_data)
     if cfg.passage_answer_tokens is not None and cfg.passage_answer_tokens < 1:
         raise LlinkError(f"--passage_answer_tokens {cfg.passage_answer_tokens}: must be >= 1 (or null for --max_answer_tokens)")
     if cfg.passage_answer_tokens is not None and not cfg.passages:
