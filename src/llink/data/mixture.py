@@ -54,6 +54,17 @@ def read_english(path: str | Path | None = None) -> list[str]:
     return texts
 
 
+def names_pairs(english: str | Path | None) -> bool:
+    """Whether --english_data asks for the train pairs' own English sides (`pairs`) rather than a file;
+    refused when a file of that name would make it ambiguous."""
+    if english is None or str(english) != PAIRS:
+        return False
+    if Path(PAIRS).exists():
+        raise LlinkError(f"--english_data {PAIRS}: names the train pairs' English sides, and a file ./{PAIRS} exists too; "
+                         f"give that file as {Path(PAIRS).resolve()} or rename it")
+    return True
+
+
 def english_count(parallel: int, share: float) -> int:
     """English texts for `share`: s/(1-s) per parallel pair, or (s = 1) as many as the pairs."""
     if not 0.0 <= share <= 1.0:
@@ -69,10 +80,7 @@ def mix(pairs: list[Pair], share: float, seed: int, english: str | Path | None =
     record = {"english_share": share, "parallel": len(pairs) if share < 1.0 else 0, "english": n}
     if n == 0:
         return pairs, record
-    if english is not None and str(english) == PAIRS:
-        if Path(PAIRS).exists():
-            raise LlinkError(f"--english_data {PAIRS}: names the train pairs' English sides, and a file ./{PAIRS} exists too; "
-                             f"give that file as {Path(PAIRS).resolve()} or rename it")
+    if names_pairs(english):
         texts = list(dict.fromkeys(p.en for p in pairs))
         where = "the train pairs' English sides"
     else:
