@@ -33,7 +33,7 @@ def main() -> None:
     from llink.data import load_split
     from llink.eval.comprehend import meaning_items
     from llink.model import LLINK
-    from llink.teacher import cached_states, normalise
+    from llink.teacher import teacher_vectors
 
     items = meaning_items(load_split(args.split, args.lang), 4, seed=args.seed, limit=args.n, where=args.split)
     answers = np.array([i.answer for i in items])
@@ -44,8 +44,7 @@ def main() -> None:
     ov = m.encoder.encode(opts, progress=False).reshape(len(items), k, -1)
     mu = np.concatenate([src, ov.reshape(-1, ov.shape[-1])]).mean(0)
     spec = m.config.teacher_spec
-    raw = cached_states(m.decoder, m.builder, opts, [spec.layer], [spec.pooling], progress=False)[(spec.layer, spec.pooling)]
-    teacher = normalise(spec, raw, m.teacher_stats).reshape(len(items), k, -1)
+    teacher = teacher_vectors(m.decoder, m.builder, spec, opts, m.teacher_stats, progress=False).reshape(len(items), k, -1)
     with torch.no_grad():
         projected = m.project(src).numpy()
     rows = {

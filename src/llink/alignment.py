@@ -42,19 +42,20 @@ class PairTensors:
 
 
 def stage_a_tensors(encoder, decoder, builder, spec, pairs, stats=None, progress=True) -> tuple[PairTensors, "object"]:
-    """Encode the source side, extract (cached) teachers of the English side, fit z-score
-    statistics if none are given (training split) and apply them."""
+    """Encode the source side, extract (cached) teachers of the English side, fit the
+    normalisation's statistics if none are given (training split) and apply them."""
     import torch
 
     from .encoders import encode_cached
-    from .teacher import TeacherStats, cached_states, normalise
+    from .teacher import cached_states, fit_stats, normalise, pooled_lengths
 
     src, en = [p.src for p in pairs], [p.en for p in pairs]
     x = encode_cached(encoder, src, progress=progress)
     raw = cached_states(decoder, builder, en, [spec.layer], [spec.pooling], progress=progress)[(spec.layer, spec.pooling)]
-    if spec.norm == "zscore" and stats is None:
-        stats = TeacherStats.fit(raw)
-    y = normalise(spec, raw, stats)
+    lengths = pooled_lengths(builder, en) if spec.norm == "zscore_length" else None
+    if stats is None:
+        stats = fit_stats(spec, raw, lengths)
+    y = normalise(spec, raw, stats, lengths)
     g = duplicate_groups(src, en)
     return PairTensors(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(g)), stats
 

@@ -112,6 +112,8 @@ class LLINK(nn.Module):
         self.projector = Projector(config.encoder_dim, config.hidden_size, **config.projector)
         self.register_buffer("teacher_mean", torch.zeros(config.hidden_size))
         self.register_buffer("teacher_std", torch.ones(config.hidden_size))
+        if config.teacher_spec.norm == "zscore_length":  # only then: older artifacts keep their exact weights file
+            self.register_buffer("teacher_slope", torch.zeros(config.hidden_size))
         self.expander = None
         if config.slot_source not in SOURCES:
             raise LlinkError(f"slot_source must be one of {', '.join(SOURCES)}, got {config.slot_source!r}")
@@ -129,12 +131,17 @@ class LLINK(nn.Module):
     def teacher_stats(self) -> TeacherStats | None:
         if self.config.teacher_spec.norm == "none":
             return None
-        return TeacherStats(self.teacher_mean.cpu().numpy(), self.teacher_std.cpu().numpy())
+        slope = self.teacher_slope.cpu().numpy() if hasattr(self, "teacher_slope") else None
+        return TeacherStats(self.teacher_mean.cpu().numpy(), self.teacher_std.cpu().numpy(), slope)
 
     def set_teacher_stats(self, stats: TeacherStats | None) -> None:
         if stats is not None:
             self.teacher_mean.copy_(torch.from_numpy(stats.mean))
             self.teacher_std.copy_(torch.from_numpy(stats.std))
+            if (stats.slope is not None) != hasattr(self, "teacher_slope"):
+                raise LlinkError(f"teacher statistics {'with' if stats.slope is not None else 'without'} a length term do not fit norm {self.config.teacher_spec.norm!r}")
+            if stats.slope is not None:
+                self.teacher_slope.copy_(torch.from_numpy(stats.slope))
 
     @property
     def encoder(self):

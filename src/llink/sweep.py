@@ -73,7 +73,7 @@ def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km"
     from .model import versions
     from .eval.plots import sweep_plot
     from .prompts import PromptBuilder
-    from .teacher import PRESETS, POOLINGS, NORMS, TeacherSpec, TeacherStats, cached_states, normalise
+    from .teacher import PRESETS, POOLINGS, NORMS, TeacherSpec, cached_states, fit_stats, normalise, pooled_lengths
 
     layer_list = _parse_layers(layers, dec.num_layers)
     pool_list = [p.strip() for p in poolings.split(",")]
@@ -103,6 +103,7 @@ def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km"
     all_layers = list(dict.fromkeys(layer_list + ["final"]))
     all_pool = list(dict.fromkeys(pool_list + ["placeholder"]))
     states = {name: cached_states(dec, builder, [p.en for p in ps], all_layers, all_pool) for name, ps in (("train", train), ("dev", dev))}
+    lengths = {name: pooled_lengths(builder, [p.en for p in ps]) for name, ps in (("train", train), ("dev", dev))}
     cache_s = time.time() - t0
 
     grid = [TeacherSpec(layer=l, pooling=p, norm=n) for l in layer_list for p in pool_list for n in norm_list]
@@ -112,9 +113,10 @@ def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km"
     for spec in tqdm(grid, desc="sweep", unit="probe"):
         name = "paper" if spec == PRESETS["paper"] else None
         tr_raw, dv_raw = states["train"][(spec.layer, spec.pooling)], states["dev"][(spec.layer, spec.pooling)]
-        stats = TeacherStats.fit(tr_raw) if spec.norm == "zscore" else None
-        tr = PairTensors(xs["train"], torch.from_numpy(normalise(spec, tr_raw, stats)), gs["train"])
-        dv = PairTensors(xs["dev"], torch.from_numpy(normalise(spec, dv_raw, stats)), gs["dev"])
+        lt, ld = (lengths["train"], lengths["dev"]) if spec.norm == "zscore_length" else (None, None)
+        stats = fit_stats(spec, tr_raw, lt)
+        tr = PairTensors(xs["train"], torch.from_numpy(normalise(spec, tr_raw, stats, lt)), gs["train"])
+        dv = PairTensors(xs["dev"], torch.from_numpy(normalise(spec, dv_raw, stats, ld)), gs["dev"])
         unit = tr_raw / np.linalg.norm(tr_raw, axis=1, keepdims=True).clip(1e-9)
         sample = unit[:500]
         mean_cos = float((sample @ sample.T)[np.triu_indices(len(sample), 1)].mean())

@@ -3,7 +3,10 @@
 SPEC §6: on a 135M decoder the paper's teacher (last layer, after the final norm, at the
 placeholder) is nearly the same vector for every sentence, so the teacher is a *setting*:
 layer (index or "final"), pooling (placeholder | mean over the sentence tokens) and
-normalisation (none | per-dimension z-score with statistics from train, saved in the artifact).
+normalisation (none | per-dimension z-score with statistics from train, saved in the artifact |
+the same z-score about a mean that moves with log length, `zscore_length`: mean-pooled states of a
+long paragraph drift toward the decoder's average state, so one mean fitted on short strings leaves
+every paragraph sharing that direction).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .errors import LlinkError
 from .prompts import PromptBuilder
 
 POOLINGS = ("placeholder", "mean")
-NORMS = ("none", "zscore")
+NORMS = ("none", "zscore", "zscore_length")
 
 
 @dataclass(frozen=True)
@@ -183,29 +186,58 @@ def cached_states(
     return {lp: store.get(texts, compute(lp)) for lp, store in stores.items()}
 
 
+def pooled_lengths(builder: PromptBuilder, texts: Sequence[str]) -> np.ndarray:
+    """How many tokens each text's teacher pools over (the `zscore_length` regressor)."""
+    return np.array([len(builder.teacher(t)[1]) for t in texts], dtype=np.float32)
+
+
 @dataclass
 class TeacherStats:
-    """Per-dimension mean/std from train: what `zscore` divides by, saved with the artifact."""
+    """Per-dimension mean/std from train: what `zscore` divides by, saved with the artifact.
+    With `slope` (norm `zscore_length`) the mean is mean + slope * log(pooled tokens)."""
 
     mean: np.ndarray
     std: np.ndarray
+    slope: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, states: np.ndarray) -> "TeacherStats":
-        return cls(states.mean(0).astype(np.float32), (states.std(0) + 1e-6).astype(np.float32))
+    def fit(cls, states: np.ndarray, lengths: np.ndarray | None = None) -> "TeacherStats":
+        if lengths is None:
+            return cls(states.mean(0).astype(np.float32), (states.std(0) + 1e-6).astype(np.float32))
+        log_n = np.log(np.maximum(np.asarray(lengths, np.float64), 1.0))
+        if np.ptp(log_n) == 0:
+            raise LlinkError("teacher norm 'zscore_length' needs training texts of more than one length")
+        design = np.stack([np.ones_like(log_n), log_n], 1)
+        coef, *_ = np.linalg.lstsq(design, states.astype(np.float64), rcond=None)
+        resid = states - design @ coef
+        return cls(coef[0].astype(np.float32), (resid.std(0) + 1e-6).astype(np.float32), coef[1].astype(np.float32))
 
-    def apply(self, states: np.ndarray) -> np.ndarray:
-        return ((states - self.mean) / self.std).astype(np.float32)
+    def apply(self, states: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        if self.slope is None:
+            return ((states - self.mean) / self.std).astype(np.float32)
+        if lengths is None or len(lengths) != len(states):
+            raise LlinkError("teacher norm 'zscore_length' needs the pooled token count of every text")
+        log_n = np.log(np.maximum(np.asarray(lengths, np.float32), 1.0))[:, None]
+        return ((states - self.mean - log_n * self.slope) / self.std).astype(np.float32)
 
 
-def normalise(spec: TeacherSpec, states: np.ndarray, stats: TeacherStats | None) -> np.ndarray:
+def fit_stats(spec: TeacherSpec, states: np.ndarray, lengths: np.ndarray | None = None) -> TeacherStats | None:
+    """The statistics `normalise` needs for this spec, fitted on train (None for norm 'none')."""
+    if spec.norm == "none":
+        return None
+    return TeacherStats.fit(states, lengths if spec.norm == "zscore_length" else None)
+
+
+def normalise(spec: TeacherSpec, states: np.ndarray, stats: TeacherStats | None, lengths: np.ndarray | None = None) -> np.ndarray:
     if spec.norm == "none":
         return states.astype(np.float32)
     if stats is None:
-        raise LlinkError("teacher norm 'zscore' needs statistics computed on the training split")
-    return stats.apply(states)
+        raise LlinkError(f"teacher norm {spec.norm!r} needs statistics computed on the training split")
+    if (stats.slope is not None) != (spec.norm == "zscore_length"):
+        raise LlinkError(f"teacher statistics {'with' if stats.slope is not None else 'without'} a length term do not fit norm {spec.norm!r}")
+    return stats.apply(states, lengths if spec.norm == "zscore_length" else None)
 
 
 def teacher_vectors(decoder, builder, spec: TeacherSpec, texts, stats: TeacherStats | None = None, **kw) -> np.ndarray:
     states = cached_states(decoder, builder, texts, [spec.layer], [spec.pooling], **kw)[(spec.layer, spec.pooling)]
-    return normalise(spec, states, stats)
+    return normalise(spec, states, stats, pooled_lengths(builder, texts) if spec.norm == "zscore_length" else None)

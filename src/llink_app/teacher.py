@@ -18,7 +18,7 @@ def teacher_build(
     """Fill the teacher cache for one split (or a --data file) and report throughput.
 
     Args:
-        teacher: 'paper' or 'layer=N,pooling=mean|placeholder,norm=none|zscore'.
+        teacher: 'paper' or 'layer=N,pooling=mean|placeholder,norm=none|zscore|zscore_length'.
         split: train, dev or test.
         lang: language of the committed corpus.
         data: any TSV/JSONL of (source, english) pairs instead of a split.
@@ -68,7 +68,7 @@ def teacher_sweep(
     Args:
         layers: comma-separated decoder layers (0 = embeddings) and/or 'final'.
         poolings: comma-separated subset of placeholder,mean.
-        norms: comma-separated subset of none,zscore.
+        norms: comma-separated subset of none,zscore,zscore_length.
         lang: language of the committed corpus.
         train_data: any TSV/JSONL of (source, english) pairs instead of the train split.
         dev_data: any TSV/JSONL of pairs instead of the dev split.

@@ -165,3 +165,32 @@ def test_train_passages_join_the_pairs_and_bad_settings_are_refused(tiny_dirs, t
         out = tmp_path / "refused"
         assert main(args(tiny_dirs, data, out, epochs=2, **{"passages": 3, **over})) == 2
         assert message in capsys.readouterr().err and not (out / "llink").exists()
+
+
+def test_length_aware_teacher_statistics_are_fitted_saved_and_used(tiny_dirs, tmp_path):
+    import numpy as np
+
+    from llink.model import LLINK
+    from llink.teacher import TeacherStats, cached_states, pooled_lengths, teacher_vectors
+
+    lines = ["km\ten"]  # texts of 3 to 25 words: the length term needs more than one length
+    for i in range(96):
+        n = 3 + (i * 7) % 23
+        lines.append(" ".join(WORDS_KM[(i + j) % 12] for j in range(n)) + f" {i}\t" + " ".join(WORDS_EN[(i + j) % 12] for j in range(n)) + f" {i}")
+    data = tmp_path / "pairs.tsv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(args(tiny_dirs, data, out, epochs=15, teacher="layer=1,pooling=mean,norm=zscore_length")) == 0
+    assert "teacher.slope" in load_file(str(out / "checkpoint.safetensors"))
+    m = LLINK.from_pretrained(out / "llink")
+    assert m.config.teacher["norm"] == "zscore_length"
+    en = [l.split("\t")[1] for l in lines[1:]]
+    raw = cached_states(m.decoder, m.builder, en, [1], ["mean"], progress=False)[(1, "mean")]
+    want = TeacherStats.fit(raw, pooled_lengths(m.builder, en))
+    got = m.teacher_stats
+    np.testing.assert_allclose(got.slope, want.slope, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-4, atol=1e-5)
+    assert np.abs(got.slope).max() > 1e-3
+    y = teacher_vectors(m.decoder, m.builder, m.config.teacher_spec, en, got, progress=False)
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-3)  # centred at every length, so on the whole train set
+    assert json.loads((out / "summary.json").read_text())["dev_r1"] > 0.1  # chance is 1/96

@@ -94,6 +94,50 @@ def test_stage_a_trains_on_a_mixture_and_records_it(tiny_dirs, tmp_path, capsys)
     assert not (tmp_path / "noshare" / "llink").exists() and not (tmp_path / "range" / "llink").exists()
 
 
+def test_english_offset_moves_english_only_inputs_where_the_foreign_side_lies(tiny_dirs, tmp_path, capsys):
+    import torch
+
+    from llink.data.mixture import SOURCE
+    from llink.encoders import encode_cached, load_encoder
+    from llink.model import LLINK
+    from llink_app.recipes.align import shift_english
+
+    enc = load_encoder(tiny_dirs["encoder"])
+    pairs = [Pair(f"km {i} {w}", f"en {w} {i}") for i, w in enumerate(["red", "green", "blue", "old", "new", "big"] * 5)]
+    extra = [Pair(t, t, SOURCE) for t in ("the red one walks", "a green house", "old new big")]
+    train = pairs + extra
+    x = torch.from_numpy(encode_cached(enc, [p.src for p in train], progress=False))
+    en_sides = torch.from_numpy(encode_cached(enc, [p.en for p in pairs], progress=False)).double()
+    src = x[:30].double()
+    for how in ("mean", "procrustes"):
+        moved = x.clone()
+        rec = shift_english(enc, train, moved, how)
+        assert torch.equal(moved[:30], x[:30])  # parallel pairs as read
+        offset = src.mean(0) - en_sides.mean(0)
+        assert rec == {"how": how, "offset_norm": round(float(offset.norm()), 4)}
+        if how == "mean":
+            torch.testing.assert_close(moved[30:].double(), x[30:].double() + offset, atol=1e-5, rtol=0)
+        else:  # an orthogonal map: distances among the English-only inputs are kept
+            torch.testing.assert_close(torch.cdist(moved[30:], moved[30:]), torch.cdist(x[30:], x[30:]), atol=1e-4, rtol=0)
+            # and the pairs' English sides, moved the same way, land nearer their own foreign sides than the mean shift puts them
+            u, _, vt = torch.linalg.svd((en_sides - en_sides.mean(0)).T @ (src - src.mean(0)))
+            rotated = (en_sides - en_sides.mean(0)) @ (u @ vt) + src.mean(0)
+            assert (rotated - src).norm() < (en_sides + offset - src).norm()
+    with pytest.raises(LlinkError, match="both parallel pairs and English-only"):
+        shift_english(enc, pairs, x[:30].clone(), "mean")
+
+    data, eng = write_pairs(tmp_path / "pairs.tsv"), english_file(tmp_path / "e.jsonl.gz")
+    assert main(args(tiny_dirs, data, tmp_path / "off", epochs=2, english_share=0.5, english_data=eng, english_offset="procrustes")) == 0
+    cfg = LLINK.from_pretrained(tmp_path / "off" / "llink").config
+    assert cfg.mixture["stage_a"]["english_offset"]["how"] == "procrustes"
+    capsys.readouterr()
+    assert main(args(tiny_dirs, data, tmp_path / "nooff", epochs=1, english_offset="mean")) == 2
+    assert "0 < --english_share < 1" in capsys.readouterr().err
+    assert main(args(tiny_dirs, data, tmp_path / "badoff", epochs=1, english_share=0.5, english_data=eng, english_offset="rotate")) == 2
+    assert "--english_offset must be one of none, mean, procrustes" in capsys.readouterr().err
+    assert not (tmp_path / "nooff" / "llink").exists() and not (tmp_path / "badoff" / "llink").exists()
+
+
 def test_stage_b_and_the_baseline_train_on_the_same_mixture(stage_a, tmp_path):  # noqa: F811
     from llink.model import LLINK
 

@@ -17,12 +17,12 @@ from llink.lineage import TRACKED, VERSIONS, changed, content_key, run_key
 RECORDED = {
     "readout": ("windows-v1", "d857400ef543cb26"),
     "batching": ("same-length-v1", "4ddc5c6cc93cbc82"),
-    "teacher": ("teacher-v1", "b3e31be7f7723787"),
-    "stage_a": ("stage-a-v1", "d2edbd4342cc2e88"),
+    "teacher": ("teacher-v1", "e58e10c3d7f98e80"),  # norm zscore_length added; none and zscore unchanged
+    "stage_a": ("stage-a-v1", "ca20a2854174bbe4"),  # stage_a_tensors passes lengths for zscore_length; others unchanged
     "spans": ("spans-v1", "277466ac2557ab80"),
-    "stage_b": ("stage-b-v4", "25763f45b8c4a1b6"),  # English-only examples get english_hints
+    "stage_b": ("stage-b-v4", "784f1fa1a6645c4f"),  # English-only examples get english_hints; zscore_length teachers get lengths
     "direct": ("direct-v2", "7bb614a8b4c11501"),
-    "sweep": ("sweep-v2", "66798aa35fc6de21"),
+    "sweep": ("sweep-v2", "7bb59f1d9b3acf4e"),  # probes zscore_length too; other probes unchanged
     "usage": ("usage-v2", "804c1526301aa6cf"),
     "generation": ("generation-v3", "b640c91cf9596466"),  # extract_hints shares its scan with english_hints; answers unchanged
     "comprehend": ("comprehend-v2", "7d116f5dc3f7bdc1"),

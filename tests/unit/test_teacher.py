@@ -124,3 +124,28 @@ def test_zscore_uses_train_statistics():
     np.testing.assert_allclose(z.std(0), 1, atol=1e-3)
     with pytest.raises(LlinkError):
         normalise(TeacherSpec(norm="zscore"), train, None)
+
+
+def test_zscore_length_removes_the_mean_that_moves_with_length():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 300, size=5000).astype(np.float32)
+    drift = np.array([2.0, -1.0, 0.0, 0.5], np.float32)
+    train = (3 + np.log(lengths)[:, None] * drift + rng.normal(0, 0.5, size=(5000, 4))).astype(np.float32)
+    stats = TeacherStats.fit(train, lengths)
+    np.testing.assert_allclose(stats.slope, drift, atol=0.05)
+    spec = TeacherSpec(norm="zscore_length")
+    z = normalise(spec, train, stats, lengths)
+    long, short = lengths > 100, lengths < 10
+    np.testing.assert_allclose(z[long].mean(0), 0, atol=0.2)  # plain zscore leaves these ~±1.5 std apart
+    np.testing.assert_allclose(z[short].mean(0), 0, atol=0.2)
+    plain = normalise(TeacherSpec(norm="zscore"), train, TeacherStats.fit(train))
+    assert np.abs(plain[long].mean(0) - plain[short].mean(0))[0] > 2
+    with pytest.raises(LlinkError, match="pooled token count"):
+        normalise(spec, train, stats)
+    with pytest.raises(LlinkError, match="length term"):
+        normalise(spec, train, TeacherStats.fit(train), lengths)
+    with pytest.raises(LlinkError, match="length term"):
+        normalise(TeacherSpec(norm="zscore"), train, stats)
+    with pytest.raises(LlinkError, match="more than one length"):
+        TeacherStats.fit(train, np.full(5000, 7.0))
+    assert parse_teacher("norm=zscore_length") == TeacherSpec(norm="zscore_length")

@@ -48,6 +48,11 @@ def _check(cfg) -> None:
         raise LlinkError("--batch_size must be >= 2 for in-batch negatives")
     check_passages(cfg.passages, cfg.lang)
     check_english(cfg.english_share, cfg.english_data)
+    if cfg.english_offset not in OFFSETS:
+        raise LlinkError(f"--english_offset must be one of {', '.join(OFFSETS)}, got {cfg.english_offset!r}")
+    if cfg.english_offset != "none" and not 0 < cfg.english_share < 1:
+        raise LlinkError("--english_offset needs both parallel pairs and English-only examples (0 < --english_share < 1), "
+                         f"got --english_share {cfg.english_share}")
 
 
 class AlignRecipe:
@@ -109,11 +114,14 @@ class AlignRecipe:
             check_resumable(self.ckpt, self.saved[1], self.key, self.key_parts)
         saved_stats = None
         if self.saved is not None and "teacher.mean" in self.saved[0]:
-            saved_stats = TeacherStats(self.saved[0]["teacher.mean"].numpy(), self.saved[0]["teacher.std"].numpy())
+            slope = self.saved[0]["teacher.slope"].numpy() if "teacher.slope" in self.saved[0] else None
+            saved_stats = TeacherStats(self.saved[0]["teacher.mean"].numpy(), self.saved[0]["teacher.std"].numpy(), slope)
         show = cfg.progress and self.acc.is_main_process
         t0 = time.time()
         self.train_t, stats = stage_a_tensors(self.encoder, self.decoder, self.builder, self.spec, train, saved_stats, progress=show)
         self.dev_t, _ = stage_a_tensors(self.encoder, self.decoder, self.builder, self.spec, dev, stats, progress=show)
+        if cfg.english_offset != "none":
+            self.mixture["english_offset"] = shift_english(self.encoder, train, self.train_t.x, cfg.english_offset, progress=show)
         self.cache_seconds = time.time() - t0
 
         mcfg = LLINKConfig.for_models(
@@ -150,6 +158,8 @@ class AlignRecipe:
             tensors["queue.vectors"], tensors["queue.ids"] = q["vectors"], q["ids"]
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["teacher.mean"], tensors["teacher.std"] = self.model.teacher_mean.clone(), self.model.teacher_std.clone()
+        if hasattr(self.model, "teacher_slope"):
+            tensors["teacher.slope"] = self.model.teacher_slope.clone()
         meta = {"step": self.step, "ptr": int(q["ptr"]), "filled": int(q["filled"]), "param_groups": groups,
                 "run_key": self.key, "key_parts": self.key_parts, "teacher": self.spec.to_dict(),
                 "encoder_dim": self.encoder.dim, "hidden_size": self.decoder.hidden_size, "train_seconds": self.clock.seconds()}
@@ -256,13 +266,42 @@ class AlignRecipe:
         return art
 
 
+OFFSETS = ("none", "mean", "procrustes")
+
+
+def shift_english(encoder, train, x, how: str, progress=False) -> dict:
+    """Move the English-only examples' encoder vectors, in place, to where the parallel pairs
+    say the same text arrives in the foreign language: by the mean offset between the pairs'
+    English and foreign sides (`mean`), or also rotated by the orthogonal map fitted between
+    them (`procrustes`). The projector then learns English paragraphs where foreign paragraphs
+    will arrive. Returns what was fitted, for the mixture record."""
+    import torch
+
+    from llink.data.mixture import SOURCE
+    from llink.encoders import encode_cached
+
+    only = torch.tensor([p.source == SOURCE for p in train])
+    par = [p for p in train if p.source != SOURCE]
+    if not only.any() or not par:
+        raise LlinkError("--english_offset needs both parallel pairs and English-only examples (0 < --english_share < 1)")
+    en = torch.from_numpy(encode_cached(encoder, [p.en for p in par], progress=progress)).double()
+    src = x[~only].double()
+    mu_en, mu_src = en.mean(0), src.mean(0)
+    moved = x[only].double() - mu_en
+    if how == "procrustes":
+        u, _, vt = torch.linalg.svd((en - mu_en).T @ (src - mu_src))
+        moved = moved @ (u @ vt)
+    x[only] = (moved + mu_src).to(x.dtype)
+    return {"how": how, "offset_norm": round(float((mu_en - mu_src).norm()), 4)}
+
+
 @dataclass
 class AlignArgs:
     out: Path = opt(Path("runs/align"), "run directory (checkpoint, metrics.jsonl, curve.png, and the artifact in out/llink).", run_only=True)
     encoder: str = opt("e5-small", "bundled 'e5-small' or a Hugging Face encoder id/path (e.g. xlm-roberta-base).")
     encoder_layers: list[int] | None = opt(None, "encoder layers to read (0 = embeddings), each mean-pooled and normalised, then concatenated, e.g. [4, 8, 12]; unset reads the final layer only.")
     decoder: str = opt("smollm2-135m", "bundled 'smollm2-135m' or a Hugging Face causal LM id/path.")
-    teacher: str = opt(DEFAULT_TEACHER, "'paper' (final layer, placeholder, no norm) or 'layer=N,pooling=mean|placeholder,norm=none|zscore'.")
+    teacher: str = opt(DEFAULT_TEACHER, "'paper' (final layer, placeholder, no norm) or 'layer=N,pooling=mean|placeholder,norm=none|zscore|zscore_length'.")
     max_train: int | None = opt(None, "use at most this many training pairs (seeded subset; with several --lang, split evenly among them).")
     max_dev: int | None = opt(1000, "use at most this many dev pairs (per language).", run_only=True)
     epochs: int = opt(20, "passes over the training pairs.")
@@ -284,6 +323,10 @@ class AlignArgs:
     passages: int = opt(0, "train passages (2-6 consecutive sentences of one help file, built like test_passages) added whole "
                            "to the sentence pairs, so the projector sees paragraph-length inputs; needs `help:<file>#<id>` provenance.",
                         keyed_when=lambda cfg: cfg.passages > 0)
+    english_offset: str = opt("none", "where the English-only examples' encoder vectors are put before the projector: 'none' as "
+                                      "read; 'mean' moved by the parallel pairs' language offset (mean foreign side minus mean English "
+                                      "side); 'procrustes' also rotated by the orthogonal map fitted from the pairs' English to foreign sides.",
+                              keyed_when=lambda cfg: cfg.english_offset != "none")
     hidden_mult: int = opt(4, "projector hidden width as a multiple of the encoder dimension.")
     dropout: float = opt(0.1, "projector dropout.")
     k: int = opt(8, "slots the artifact's prompt will reserve (saved for Stage B).")
