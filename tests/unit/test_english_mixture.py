@@ -86,6 +86,7 @@ def test_stage_a_trains_on_a_mixture_and_records_it(tiny_dirs, tmp_path, capsys)
     capsys.readouterr()
     assert main(args(tiny_dirs, data, tmp_path / "bad", epochs=1, english_share=0.5, english_data=tmp_path / "none.jsonl")) == 2
     assert "none.jsonl does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before the run directory (or any model) is made
     # a file given without a share would be ignored: refused before any model loads, as a bad share is
     assert main(args(tiny_dirs, data, tmp_path / "noshare", epochs=1, english_data=eng)) == 2
     assert "only with --english_share > 0" in capsys.readouterr().err

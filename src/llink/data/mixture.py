@@ -20,12 +20,18 @@ SOURCE = "english-only"  # the provenance of a mixed-in example
 PAIRS = "pairs"  # --english_data pairs: the English sides of the train pairs themselves
 
 
-def read_english(path: str | Path | None = None) -> list[str]:
-    """The texts of a JSONL(.gz) with an `en` field per line, or a .txt(.gz) with one per line."""
+def english_file(path: str | Path | None = None) -> Path:
+    """The file --english_data names (the built corpus when unset), refused when it is missing."""
     path = Path(path) if path is not None else DEFAULT_ENGLISH
     if not path.is_file():
         hint = " (build it with `llink data english`)" if path == DEFAULT_ENGLISH else ""
         raise LlinkError(f"English texts: {path} does not exist{hint}")
+    return path
+
+
+def read_english(path: str | Path | None = None) -> list[str]:
+    """The texts of a JSONL(.gz) with an `en` field per line, or a .txt(.gz) with one per line."""
+    path = english_file(path)
     name = path.name[: -len(".gz")] if path.name.endswith(".gz") else path.name
     opener = gzip.open if path.name.endswith(".gz") else open
     texts = []

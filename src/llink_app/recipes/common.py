@@ -34,13 +34,15 @@ def check_passages(passages: int, lang: str) -> None:
 
 def check_english(share: float, data) -> None:
     """`--english_share` / `--english_data` as every training stage takes them, refused before any model loads."""
-    from llink.data.mixture import english_count, names_pairs
+    from llink.data.mixture import english_count, english_file, names_pairs
 
     english_count(0, share)  # the range check
     if data is not None and share == 0:
         raise LlinkError(f"--english_data {data}: English-only texts join the pairs only with --english_share > 0 "
                          "(e.g. 0.2); add one or drop --english_data")
-    names_pairs(data)  # an ambiguous `pairs`, refused here rather than after the models load
+    # an ambiguous `pairs` or a missing file, refused here rather than after the models load
+    if not names_pairs(data) and share > 0:
+        english_file(data)
 
 
 def no_grad(fn):
