@@ -47,12 +47,12 @@ def stage_a_tensors(encoder, decoder, builder, spec, pairs, stats=None, progress
     import torch
 
     from .encoders import encode_cached
-    from .teacher import cached_states, fit_stats, normalise, pooled_lengths
+    from .teacher import cached_states, fit_stats, lengths_for, normalise
 
     src, en = [p.src for p in pairs], [p.en for p in pairs]
     x = encode_cached(encoder, src, progress=progress)
     raw = cached_states(decoder, builder, en, [spec.layer], [spec.pooling], progress=progress)[(spec.layer, spec.pooling)]
-    lengths = pooled_lengths(builder, en) if spec.norm == "zscore_length" else None
+    lengths = lengths_for(spec, builder, en)
     if stats is None:
         stats = fit_stats(spec, raw, lengths)
     y = normalise(spec, raw, stats, lengths)

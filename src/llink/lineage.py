@@ -45,7 +45,7 @@ TRACKED = {
     "batching": ["llink.batching:same_length_batches"],
     "spans": ["llink.encoders:_encode_spans", "llink.encoders:_token_states", "llink.encoders:span_bounds"],
     "teacher": ["llink.teacher:extract", "llink.teacher:normalise", "llink.teacher:TeacherStats.fit", "llink.teacher:TeacherStats.apply",
-                "llink.teacher:fit_stats", "llink.teacher:pooled_lengths", "llink.prompts:PromptBuilder.teacher"],
+                "llink.teacher:fit_stats", "llink.teacher:pooled_lengths", "llink.teacher:lengths_for", "llink.teacher:check_stats", "llink.prompts:PromptBuilder.teacher"],
     "stage_a": ["llink.alignment:stage_a_tensors", "llink.alignment:stage_a_loss", "llink.losses:info_nce", "llink.losses:TeacherQueue.enqueue",
                 "llink.losses:direction_loss", "llink.losses:log_norm_loss", "llink.losses:temperature_at", "llink.projector:Projector.forward",
                 "llink.projector:Projector.fit_centre", "llink.schedules:lr_at", "llink_app.recipes.align:AlignRecipe.train"],

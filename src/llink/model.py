@@ -22,7 +22,7 @@ from .errors import LlinkError
 from .projector import Projector
 from .prompts import PromptConfig
 from .slots import SOURCES, Injection, Resampler, SegmentExpander, SlotExpander, pad_states
-from .teacher import TeacherSpec, TeacherStats, parse_teacher
+from .teacher import TeacherSpec, TeacherStats, check_stats, parse_teacher
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -138,8 +138,7 @@ class LLINK(nn.Module):
         if stats is not None:
             self.teacher_mean.copy_(torch.from_numpy(stats.mean))
             self.teacher_std.copy_(torch.from_numpy(stats.std))
-            if (stats.slope is not None) != hasattr(self, "teacher_slope"):
-                raise LlinkError(f"teacher statistics {'with' if stats.slope is not None else 'without'} a length term do not fit norm {self.config.teacher_spec.norm!r}")
+            check_stats(self.config.teacher_spec, stats)
             if stats.slope is not None:
                 self.teacher_slope.copy_(torch.from_numpy(stats.slope))
 

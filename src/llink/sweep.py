@@ -103,7 +103,8 @@ def run_sweep(enc, dec, layers: str, poolings: str, norms: str, lang: str = "km"
     all_layers = list(dict.fromkeys(layer_list + ["final"]))
     all_pool = list(dict.fromkeys(pool_list + ["placeholder"]))
     states = {name: cached_states(dec, builder, [p.en for p in ps], all_layers, all_pool) for name, ps in (("train", train), ("dev", dev))}
-    lengths = {name: pooled_lengths(builder, [p.en for p in ps]) for name, ps in (("train", train), ("dev", dev))}
+    if "zscore_length" in norm_list:  # tokenised once, for the probes that need them
+        lengths = {name: pooled_lengths(builder, [p.en for p in ps]) for name, ps in (("train", train), ("dev", dev))}
     cache_s = time.time() - t0
 
     grid = [TeacherSpec(layer=l, pooling=p, norm=n) for l in layer_list for p in pool_list for n in norm_list]

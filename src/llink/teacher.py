@@ -191,6 +191,11 @@ def pooled_lengths(builder: PromptBuilder, texts: Sequence[str]) -> np.ndarray:
     return np.array([len(builder.teacher(t)[1]) for t in texts], dtype=np.float32)
 
 
+def lengths_for(spec: "TeacherSpec", builder: PromptBuilder, texts: Sequence[str]) -> np.ndarray | None:
+    """The pooled lengths `normalise` needs for this spec (None unless its norm is `zscore_length`)."""
+    return pooled_lengths(builder, texts) if spec.norm == "zscore_length" else None
+
+
 @dataclass
 class TeacherStats:
     """Per-dimension mean/std from train: what `zscore` divides by, saved with the artifact.
@@ -228,16 +233,21 @@ def fit_stats(spec: TeacherSpec, states: np.ndarray, lengths: np.ndarray | None 
     return TeacherStats.fit(states, lengths if spec.norm == "zscore_length" else None)
 
 
+def check_stats(spec: TeacherSpec, stats: TeacherStats) -> None:
+    """Statistics carry a length term exactly when the norm is `zscore_length`."""
+    if (stats.slope is not None) != (spec.norm == "zscore_length"):
+        raise LlinkError(f"teacher statistics {'with' if stats.slope is not None else 'without'} a length term do not fit norm {spec.norm!r}")
+
+
 def normalise(spec: TeacherSpec, states: np.ndarray, stats: TeacherStats | None, lengths: np.ndarray | None = None) -> np.ndarray:
     if spec.norm == "none":
         return states.astype(np.float32)
     if stats is None:
         raise LlinkError(f"teacher norm {spec.norm!r} needs statistics computed on the training split")
-    if (stats.slope is not None) != (spec.norm == "zscore_length"):
-        raise LlinkError(f"teacher statistics {'with' if stats.slope is not None else 'without'} a length term do not fit norm {spec.norm!r}")
-    return stats.apply(states, lengths if spec.norm == "zscore_length" else None)
+    check_stats(spec, stats)
+    return stats.apply(states, lengths)
 
 
 def teacher_vectors(decoder, builder, spec: TeacherSpec, texts, stats: TeacherStats | None = None, **kw) -> np.ndarray:
     states = cached_states(decoder, builder, texts, [spec.layer], [spec.pooling], **kw)[(spec.layer, spec.pooling)]
-    return normalise(spec, states, stats, pooled_lengths(builder, texts) if spec.norm == "zscore_length" else None)
+    return normalise(spec, states, stats, lengths_for(spec, builder, texts))

@@ -17,12 +17,12 @@ from llink.lineage import TRACKED, VERSIONS, changed, content_key, run_key
 RECORDED = {
     "readout": ("windows-v1", "d857400ef543cb26"),
     "batching": ("same-length-v1", "4ddc5c6cc93cbc82"),
-    "teacher": ("teacher-v1", "e58e10c3d7f98e80"),  # norm zscore_length added; none and zscore unchanged
-    "stage_a": ("stage-a-v1", "ca20a2854174bbe4"),  # stage_a_tensors passes lengths for zscore_length; others unchanged
+    "teacher": ("teacher-v1", "da79ef4fad386eac"),  # norm zscore_length added; none and zscore unchanged
+    "stage_a": ("stage-a-v1", "cbd62a525faa69c4"),  # stage_a_tensors passes lengths for zscore_length; others unchanged
     "spans": ("spans-v1", "277466ac2557ab80"),
-    "stage_b": ("stage-b-v4", "784f1fa1a6645c4f"),  # English-only examples get english_hints; zscore_length teachers get lengths
+    "stage_b": ("stage-b-v4", "747813773acff86e"),  # English-only examples get english_hints; zscore_length teachers get lengths
     "direct": ("direct-v2", "7bb614a8b4c11501"),
-    "sweep": ("sweep-v2", "7bb59f1d9b3acf4e"),  # probes zscore_length too; other probes unchanged
+    "sweep": ("sweep-v2", "8326b289628c3a42"),  # probes zscore_length too; other probes unchanged
     "usage": ("usage-v2", "804c1526301aa6cf"),
     "generation": ("generation-v3", "b640c91cf9596466"),  # extract_hints shares its scan with english_hints; answers unchanged
     "comprehend": ("comprehend-v2", "7d116f5dc3f7bdc1"),

@@ -76,7 +76,7 @@ class SlotsRecipe(LoRARecipe):
         from llink.data.sampling import duplicate_groups
         from llink.encoders import encode_cached
         from llink.slots import chunk_targets, fit_expander, fit_resampler, fit_segment_expander, pad_states
-        from llink.teacher import cached_states, normalise, pooled_lengths
+        from llink.teacher import teacher_vectors
 
         cfg, m = self.cfg, self.model
         srcs = [e.src for e in self.examples]
@@ -91,9 +91,7 @@ class SlotsRecipe(LoRARecipe):
             self.dev_spans = pad_states(span_rows(m, dev_srcs, m.detail_counts(dev_srcs, [kw["k"] for kw in self.dev_kw]), show))
         spec = m.config.teacher_spec
         en = [e.en for e in self.examples]
-        raw = cached_states(m.decoder, m.builder, en, [spec.layer], [spec.pooling], progress=show)[(spec.layer, spec.pooling)]
-        lengths = pooled_lengths(m.builder, en) if spec.norm == "zscore_length" else None
-        self.train_y = torch.from_numpy(normalise(spec, raw, m.teacher_stats, lengths))
+        self.train_y = torch.from_numpy(teacher_vectors(m.decoder, m.builder, spec, en, m.teacher_stats, progress=show))
         # same English or same Khmer = one group: the aux InfoNCE must not push a pair's duplicate away
         self.train_g = torch.from_numpy(duplicate_groups(srcs, en))
         if cfg.expander_init == "regress" and self.saved is None:
