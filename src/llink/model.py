@@ -291,9 +291,11 @@ class LLINK(nn.Module):
         return self.projector(states.to(dev)), mask.to(dev)
 
     @torch.no_grad()
-    def read(self, texts, progress: bool = False, cache: bool = True) -> Injection:
+    def read(self, texts, progress: bool = False, cache: bool = True, english: Sequence[bool] | None = None) -> Injection:
         """Foreign texts -> what each prompt gets in their place: slots (encode, project,
-        expand), each text's K and its verbatim hints. cache=False keeps the texts off disk."""
+        expand), each text's K and its verbatim hints. cache=False keeps the texts off disk.
+        `english` marks texts that are English read in a foreign text's place: they get
+        `english_hints` (see `hints`)."""
         was = self.training
         self.eval()
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -309,7 +311,7 @@ class LLINK(nn.Module):
             aligned, detail = self.project(pooled), self._project_detail(rows)
         slots = self.expand(aligned, *detail)
         self.train(was)
-        return Injection(slots, ks, self.hints(texts))
+        return Injection(slots, ks, self.hints(texts, english))
 
     def slots(self, texts, progress: bool = False, cache: bool = True) -> torch.Tensor:
         """Foreign texts -> the slot vectors injected for each [N, K, H] (padded to the largest K)."""

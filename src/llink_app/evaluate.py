@@ -37,13 +37,13 @@ def print_retrieval(res: dict) -> None:
         on = ",".join(trained) or "no language's pairs (English only)"
         seen = f", zero-shot: the bridge trained on {on}{' only' if trained else ''}" if res.get("zero_shot") else f", bridge trained on {on}"
     print(f"{res['pairs']} pairs, teacher {res['teacher']}{seen}")
-    print(f"{'system':<17}{'dir':<7}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR':>7}{'mean rank':>11}")
+    print(f"{'system':<23}{'dir':<7}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR':>7}{'mean rank':>11}")
     for name, r in res.items():
         if not isinstance(r, dict) or "src2en" not in r:
             continue
         for d in ("src2en", "en2src"):
             m = r[d]
-            print(f"{name:<17}{d:<7}{m['r1']:>7.3f}{m['r5']:>7.3f}{m['r10']:>7.3f}{m['mrr']:>7.3f}{m['mean_rank']:>11.1f}")
+            print(f"{name:<23}{d:<7}{m['r1']:>7.3f}{m['r5']:>7.3f}{m['r10']:>7.3f}{m['mrr']:>7.3f}{m['mean_rank']:>11.1f}")
 
 
 def eval_retrieval(
@@ -106,10 +106,11 @@ def eval_retrieval(
 def print_generation(res: dict, oracle: dict | None = None) -> None:
     """The translation table; then, when the other tasks were scored, the understanding table
     (each system's answers vs the oracle's, per task and their mean), the oracle marked as such."""
-    print(f"{'system':<17}{'chrF++':>8}{'BLEU':>7}{'fidelity':>10}{'distinct':>10}{'English':>9}{'numbers':>9}")
+    w = max([17, *(len(n) + 2 for n in res)])
+    print(f"{'system':<{w}}{'chrF++':>8}{'BLEU':>7}{'fidelity':>10}{'distinct':>10}{'English':>9}{'numbers':>9}")
     for name, r in res.items():
         num = r.get("numeric", {}).get("rate")
-        print(f"{name:<17}{r['chrf']:>8.2f}{r['bleu']:>7.2f}{r['fidelity']:>10.3f}{r['distinct_outputs']:>10}{r['english']:>9.2f}"
+        print(f"{name:<{w}}{r['chrf']:>8.2f}{r['bleu']:>7.2f}{r['fidelity']:>10.3f}{r['distinct_outputs']:>10}{r['english']:>9.2f}"
               f"{'-' if num is None else f'{num:.2f}':>9}")
     scored = {name: r["understanding"] for name, r in res.items() if r.get("understanding")}
     if not scored:
@@ -118,13 +119,14 @@ def print_generation(res: dict, oracle: dict | None = None) -> None:
     fmt = lambda x, spec: "-" if x is None else format(x, spec)  # noqa: E731
     print(f"\nUnderstanding: answers vs the oracle's (`{first['reference']}`: the frozen decoder reading the English text), "
           f"{first['n']} texts per task")
-    print(f"{'system':<19}{'task':<11}{'chrF++':>8}{'cosine':>8}{'oracle-fid':>12}{'English':>9}")
+    w = max([19, *(len(n) + 2 for n in scored)])
+    print(f"{'system':<{w}}{'task':<11}{'chrF++':>8}{'cosine':>8}{'oracle-fid':>12}{'English':>9}")
     for name, u in scored.items():
         for task, t in [*u["tasks"].items(), ("mean", u["mean"])]:
             eng = fmt(t.get("english"), ".2f")
-            print(f"{name:<19}{task:<11}{fmt(t['chrf'], '.2f'):>8}{fmt(t['cosine'], '.3f'):>8}{fmt(t['oracle_fidelity'], '.3f'):>12}{eng:>9}")
+            print(f"{name:<{w}}{task:<11}{fmt(t['chrf'], '.2f'):>8}{fmt(t['cosine'], '.3f'):>8}{fmt(t['oracle_fidelity'], '.3f'):>12}{eng:>9}")
     for task, t in (oracle or {}).items():
-        print(f"{first['reference'] + ' (oracle)':<19}{task:<11}{t['chrf']:>8.2f}{t['cosine']:>8.3f}{fmt(t['oracle_fidelity'], '.3f'):>12}"
+        print(f"{first['reference'] + ' (oracle)':<{w}}{task:<11}{t['chrf']:>8.2f}{t['cosine']:>8.3f}{fmt(t['oracle_fidelity'], '.3f'):>12}"
               f"{t['english']:>9.2f}  {t['distinct_outputs']} distinct")
     if oracle:
         print("The oracle's own row is its answers against themselves: its oracle-fidelity is the ceiling (a repeated answer is a miss for all).")
@@ -147,7 +149,7 @@ def eval_generate(
     json: bool = False,
 ) -> None:
     """Generation with content-transfer controls: base, direct finetune, llink, llink_shuffled,
-    and the oracle english.
+    the oracle english, and the perfect-reader controls llink_english_in(_shuffled).
 
     Translation is scored with chrF++ and BLEU (sacrebleu) against the English reference, and
     with fidelity (output closer to its own reference than to every other one, encoder cosine).
@@ -179,9 +181,12 @@ def eval_generate(
         n: texts in the fixed (seeded) sample.
         tasks: other task prompts to run (summarise, bullets, qa; empty for none).
         n_other: texts per other task (0: translation only).
-        systems: which of base, direct_finetune (needs --direct), llink, llink_shuffled, english to
-            run (default: all of them, direct_finetune only when --direct is given, english only
-            when other tasks run).
+        systems: which of base, direct_finetune (needs --direct), llink, llink_shuffled,
+            llink_shuffled_slots, english, llink_english_in, llink_english_in_shuffled to run
+            (default: all but the last two, direct_finetune only when --direct is given, english
+            only when other tasks run). llink_english_in reads each pair's English instead of its
+            foreign text through the same encoder and slots (with the hints a translation of it
+            would carry): the ceiling of a perfect reader of the language, with its shuffled control.
         max_new_tokens: answer length cap (greedy decoding for every system).
         batch_size: generation batch size.
         seed: seed of the sample and of the shuffled-slot control.
@@ -193,7 +198,7 @@ def eval_generate(
     from llink.data import load_pairs
     from llink.model import DirectModel
     from llink.data.sampling import subsample
-    from llink.eval.generate import OTHER_TASKS, SYSTEMS, evaluate_generation, llink_systems, oracle_summary
+    from llink.eval.generate import ENGLISH_IN, OTHER_TASKS, SYSTEMS, evaluate_generation, llink_systems, oracle_summary
 
     if n < 2:
         raise LlinkError(f"--n must be >= 2, got {n}")
@@ -204,7 +209,7 @@ def eval_generate(
     if bad:
         raise LlinkError(f"unknown task(s) {bad}; choose from {', '.join(OTHER_TASKS)}")
     free_form = bool(other) and n_other > 0
-    wanted = chosen_systems(systems, SYSTEMS, direct, default=lambda x: x != "english" or free_form)
+    wanted = chosen_systems(systems, SYSTEMS, direct, default=lambda x: (x != "english" or free_form) and x not in ENGLISH_IN)
     if systems is not None:
         if "english" in wanted and not free_form:
             raise LlinkError("--systems english answers only the other tasks (it is their oracle; it does not translate): "
@@ -214,7 +219,8 @@ def eval_generate(
     m = _load(model, fold=False)  # the base and direct systems need the decoder without this LoRA
     d = DirectModel.from_pretrained(direct, decoder=m.decoder) if direct is not None else None
     pairs = subsample(load_pairs(split, lang, data), n, seed)
-    built = llink_systems(m, d, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, english=True)
+    built = llink_systems(m, d, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, english=True,
+                          english_in=any(x in ENGLISH_IN for x in wanted))
     chosen = [s_ for s_ in built if s_.name in wanted]
     absent = [w for w in wanted if w not in {s_.name for s_ in built}]
     if systems is not None and absent:

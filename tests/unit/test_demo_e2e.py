@@ -58,10 +58,16 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     # out of domain (ood_test, never trained on) beside in domain, with the shuffled control and
     # llink scored centred on the set as the encoder ceiling is
     o = m["ood"]
-    assert o["pairs"] == 8 and set(o["generate"]) == {"llink", "llink_shuffled"} and o["max_new_tokens"] == 48
-    assert set(o["retrieval"]) >= {"llink", "llink_centred", "encoder_ceiling"} and "base" not in o["retrieval"]
+    # and the perfect-reader ceiling: the same bridge reading each paragraph's English
+    assert o["pairs"] == 8 and o["max_new_tokens"] == 48
+    assert set(o["generate"]) == {"llink", "llink_shuffled", "llink_english_in", "llink_english_in_shuffled"}
+    assert set(o["retrieval"]) >= {"llink", "llink_centred", "encoder_ceiling", "encoder_ceiling_plain"} and "base" not in o["retrieval"]
     assert "## In domain and out of domain (ood_test: 8 UDHR paragraphs" in report and "Out of domain (ood_test, 8" in report
-    assert len((out / "outputs_ood.jsonl").read_text().splitlines()) == 2 * 8
+    assert "| chrF++, llink reading the English (perfect reader) | - |" in report and "scored the same way" in report
+    ood_rows = [json.loads(x) for x in (out / "outputs_ood.jsonl").read_text().splitlines()]
+    assert len(ood_rows) == 4 * 8
+    pairs = dict((r["src"], r["reference"]) for r in ood_rows)
+    assert len(pairs) == 8 and all(pairs[r["src"]] == r["reference"] for r in ood_rows)
     assert f"encoder `{tiny_dirs['encoder']}` → decoder `{tiny_dirs['decoder']}`, encoder read at layers 1, 2" in report
     assert "bundled models" not in report
     for png in ("retrieval_ranks.png", "tokens.png", "judge.png", "sweep/sweep.png", "slots/curve.png", "align/curve.png"):
@@ -83,7 +89,7 @@ def test_demo_runs_the_recipes_models_end_to_end_and_reuses_everything_the_secon
     assert again["sweep"]["reused"] and again["sweep"]["rows"] == m["sweep"]["rows"]
     # 4 systems x (translate + 3 other tasks + numbers on dev + numbers on test_numbers) on test,
     # then on the passages the oracle's 3 tasks and the 4 systems' 3 tasks each
-    calls = 4 * 6 + 3 + 4 * 3 + 2  # + llink and its control on ood_test
+    calls = 4 * 6 + 3 + 4 * 3 + 4  # + llink, its control and the two reading the English on ood_test
     assert again["cache_rows"]["generations"]["computed"] == 0 and again["cache_rows"]["generations"]["reused"] == calls
     assert m["cache_rows"]["generations"] == {"computed": calls, "reused": 0}
     assert again["understanding"]["choice"] == m["understanding"]["choice"]  # read back from comprehend.json
@@ -203,7 +209,7 @@ def test_a_second_demo_reuses_every_stage_when_cached_vectors_moved_by_1e_6(tmp_
         assert again[key]["resumed_from_step"] == again[key]["steps"], key
     assert again["stage_b"]["run_key"] == first["stage_b"]["run_key"]
     assert again["sweep"]["reused"]
-    assert again["cache_rows"]["generations"] == {"computed": 0, "reused": 4 * 6 + 3 + 4 * 3 + 2}  # with numbers on test_numbers and ood_test
+    assert again["cache_rows"]["generations"] == {"computed": 0, "reused": 4 * 6 + 3 + 4 * 3 + 4}  # with numbers on test_numbers and ood_test (4 systems)
     assert again["cache_rows"]["vectors"]["computed"] == 0 and again["cache_rows"]["teacher"]["computed"] == 0
     for path, data in artifacts.items():
         assert path.read_bytes() == data, path  # written once, never re-saved

@@ -199,7 +199,7 @@ def test_evaluate_generation_scores_answers_against_the_oracle_not_the_english(e
     pairs = [Pair(src=k, en=e) for k, e in zip(KM, REFS)]
     en_of = dict(zip(KM, REFS))
     about = lambda en: f"It says: {en.lower()}"  # noqa: E731
-    oracle = System("english", lambda texts, instr: [about(t) for t in texts], reads="en")
+    oracle = System("english", lambda texts, instr: [about(t) for t in texts], reads="en", oracle=True)
     right = System("right", lambda srcs, instr: [about(en_of[s]) if instr != "Translate to English." else en_of[s] for s in srcs])
     shifted = System("shifted", lambda srcs, instr: [about(en_of[KM[(KM.index(s) + 1) % 4]]) for s in srcs])
     khmer = System("khmer", lambda srcs, instr: list(srcs))
@@ -217,7 +217,7 @@ def test_evaluate_generation_scores_answers_against_the_oracle_not_the_english(e
     assert [r["english"] for r in qa] == REFS
     assert [r["output"] for r in rows if r["system"] == "english" and r["task"] == "bullets"] == [about(e) for e in REFS]
     with pytest.raises(LlinkError, match="more than one"):
-        evaluate_generation([oracle, System("english2", oracle.answer, reads="en")], encoder, pairs, ["qa"], n_other=2, progress=False)
+        evaluate_generation([oracle, System("english2", oracle.answer, reads="en", oracle=True)], encoder, pairs, ["qa"], n_other=2, progress=False)
 
 
 def test_without_translation_only_the_other_tasks_run(encoder):
@@ -227,7 +227,7 @@ def test_without_translation_only_the_other_tasks_run(encoder):
 
     pairs = [Pair(src=k, en=e) for k, e in zip(KM, REFS)]
     asked = []
-    oracle = System("english", lambda texts, instr: [f"It says: {t}" for t in texts], reads="en")
+    oracle = System("english", lambda texts, instr: [f"It says: {t}" for t in texts], reads="en", oracle=True)
     echo = System("echo", lambda srcs, instr: asked.append(instr) or [f"It says: {dict(zip(KM, REFS))[s]}" for s in srcs])
     res, rows = evaluate_generation([echo, oracle], encoder, pairs, ["summarise", "qa"], n_other=4, progress=False, translate=False)
     assert "Translate to English." not in asked and len(asked) == 2
@@ -282,7 +282,7 @@ def test_evaluate_generation_scores_every_system_against_the_oracle(tiny_model, 
     systems = llink_systems(tiny_model, max_new_tokens=3, batch_size=4, english=True)
     english = next(s for s in systems if s.name == "english")
     read = []
-    spy = System("english", lambda texts, instr: read.append(list(texts)) or english.answer(texts, instr), reads="en")
+    spy = System("english", lambda texts, instr: read.append(list(texts)) or english.answer(texts, instr), reads="en", oracle=True)
     systems = [spy if s.name == "english" else s for s in systems]
     res, rows = evaluate_generation(systems, encoder, pairs, ["qa", "summarise"], n_other=3, progress=False)
     assert read == [REFS[:3], REFS[:3]]  # the oracle read the English, once per task, and did not translate

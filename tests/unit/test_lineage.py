@@ -20,11 +20,11 @@ RECORDED = {
     "teacher": ("teacher-v1", "da79ef4fad386eac"),  # norm zscore_length added; none and zscore unchanged
     "stage_a": ("stage-a-v1", "cbd62a525faa69c4"),  # stage_a_tensors passes lengths for zscore_length; others unchanged
     "spans": ("spans-v1", "277466ac2557ab80"),
-    "stage_b": ("stage-b-v4", "747813773acff86e"),  # English-only examples get english_hints; zscore_length teachers get lengths
+    "stage_b": ("stage-b-v4", "774332a9e909ac9e"),  # English-only examples get english_hints; zscore_length teachers get lengths; read(english=) passes flags to hints
     "direct": ("direct-v2", "7bb614a8b4c11501"),
     "sweep": ("sweep-v2", "8326b289628c3a42"),  # probes zscore_length too; other probes unchanged
     "usage": ("usage-v2", "804c1526301aa6cf"),
-    "generation": ("generation-v3", "b640c91cf9596466"),  # extract_hints shares its scan with english_hints; answers unchanged
+    "generation": ("generation-v3", "b4a144339e680ec6"),  # extract_hints shares its scan with english_hints; english_in systems added; answers unchanged
     "comprehend": ("comprehend-v2", "7d116f5dc3f7bdc1"),
     "synth": ("synth-v1", "26d4679aa6279c3d"),  # passages= adds requests; each prompt's answer is unchanged
 }

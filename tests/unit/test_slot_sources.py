@@ -56,6 +56,36 @@ def test_eval_generate_runs_both_controls_for_a_hint_model(segments, stage_a, tm
     assert set(res["llink"]) >= {"chrf", "fidelity", "numeric", "names"}
 
 
+def test_the_english_in_controls_read_each_pairs_english_through_the_slots(segments, stage_a, tmp_path):  # noqa: F811
+    """The perfect-reader ceiling (issue 26): llink reading the English of each pair instead of
+    its foreign text, with the hints a translation of it would carry; off unless asked for."""
+    from llink.generate import generate
+    from llink.hints import english_hints
+    from llink.model import LLINK
+
+    out = tmp_path / "gen"
+    argv = ["eval", "generate", "--model", str(segments / "llink"), "--data", str(stage_a["data"]), "--n", "6",
+            "--systems", "llink,llink_english_in,llink_english_in_shuffled", "--max_new_tokens", "3", "--n_other", "0", "--out", str(out)]
+    assert main(argv) == 0
+    res = json.loads((out / "generate.json").read_text())["generate"]
+    assert set(res) == {"llink", "llink_english_in", "llink_english_in_shuffled"}  # they compete, scored like llink
+    rows_ = [json.loads(x) for x in (out / "outputs.jsonl").read_text().splitlines()]
+    mine = [r for r in rows_ if r["system"] == "llink_english_in"]
+    ens = [r["reference"] for r in mine]
+    assert len(mine) == 6 and [r["src"] for r in mine] == [r["src"] for r in rows_ if r["system"] == "llink"]  # same pairs
+    m = LLINK.from_pretrained(segments / "llink")
+    inj = m.read(ens, english=[True] * len(ens))
+    assert inj.hints == [english_hints(e) for e in ens]
+    assert any(inj.hints[i] != m.read([e]).hints[0] for i, e in enumerate(ens))  # not the foreign text's hint rule
+    with m.using_adapter():
+        want = generate(m.decoder, inj.prompts(m.builder, "Translate to English."), inj.slots, max_new_tokens=3)
+    assert [r["output"] for r in mine] == want
+    assert main(["eval", "generate", "--model", str(segments / "llink"), "--data", str(stage_a["data"]), "--n", "4",
+                 "--max_new_tokens", "2", "--n_other", "0", "--out", str(tmp_path / "default")]) == 0
+    default = json.loads((tmp_path / "default" / "generate.json").read_text())["generate"]
+    assert not set(default) & {"llink_english_in", "llink_english_in_shuffled"}  # asked for only
+
+
 def test_the_slots_only_control_needs_a_hint_model(stage_a, tmp_path, capsys):  # noqa: F811
     assert main(slots_args(stage_a, tmp_path / "b", steps=3, eval_every=3)) == 0
     capsys.readouterr()

@@ -30,7 +30,11 @@ OTHER_TASKS = {
     "bullets": "List the key points of this text as short English bullet points.",
     "qa": "What is this text about? Answer in English.",
 }
-SYSTEMS = ("base", "direct_finetune", "llink", "llink_shuffled", "llink_shuffled_slots", "english")
+SYSTEMS = ("base", "direct_finetune", "llink", "llink_shuffled", "llink_shuffled_slots", "english",
+           "llink_english_in", "llink_english_in_shuffled")
+# The perfect-reader controls: the bridge reading each pair's *English* through the encoder. What
+# they lose is lost by the bridge and decoder, not by reading the foreign language (issue 26).
+ENGLISH_IN = ("llink_english_in", "llink_english_in_shuffled")
 READS = ("src", "en")  # what a System reads: the foreign text of each pair, or its English
 
 
@@ -216,13 +220,15 @@ def names_kept(sources: Sequence[str], outputs: Sequence[str], references: Seque
 class System:
     """A named way of answering: `answer(texts, instruction) -> outputs`, one per text.
 
-    `reads` says which side of each pair `texts` is: "src", the foreign text (every system under
-    test), or "en", the English text (`english`, the oracle of the other tasks). Callers pass
-    that side; `evaluate_generation` does."""
+    `reads` says which side of each pair `texts` is: "src", the foreign text, or "en", the English
+    text. Callers pass that side; `evaluate_generation` does. `oracle` marks the system whose
+    answers are the other tasks' reference (`english`); it is scored against nothing. A system
+    that reads the English and is no oracle (`llink_english_in`) competes like any other."""
 
     name: str
     answer: Callable[[Sequence[str], str], list[str]]
     reads: str = "src"
+    oracle: bool = False
 
     def __post_init__(self):
         if self.reads not in READS:
@@ -230,10 +236,13 @@ class System:
 
 
 def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int = 16, seed: int = 17,
-                  english: bool = False) -> list[System]:
+                  english: bool = False, english_in: bool = False) -> list[System]:
     """base / direct_finetune / llink / llink_shuffled, decoded identically (greedy); with
     `english`, also the oracle `english`: the frozen decoder (no adapter, exactly `base`) reading
-    the English text, whose answers are the reference of the other tasks."""
+    the English text, whose answers are the reference of the other tasks; with `english_in`, also
+    `llink_english_in` and its shuffled control: llink reading the English text through the
+    encoder and slots, with the hints a translation of it would carry (`english_hints`), as
+    English-only training examples are read."""
     from ..generate import generate
     from .controls import shuffled_order
 
@@ -245,8 +254,8 @@ def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int 
         with dec.adapter(None):
             return generate(dec, [builder.chat(instr, passage=t) for t in texts], **kw)
 
-    def slots_run(srcs, instr, shuffle: str | None):
-        inj = model.read(list(srcs))
+    def slots_run(srcs, instr, shuffle: str | None, english: bool = False):
+        inj = model.read(list(srcs), english=[english] * len(srcs))
         if shuffle == "all":  # another text's slots, K and hints
             inj = inj.take(shuffled_order(len(srcs), seed))
         elif shuffle == "slots":  # another text's slots and K beside the text's own hints
@@ -266,8 +275,11 @@ def llink_systems(model, direct=None, max_new_tokens: int = 32, batch_size: int 
     systems += [System("llink", lambda s, i: slots_run(s, i, None)), System("llink_shuffled", lambda s, i: slots_run(s, i, "all"))]
     if model.config.prompt_config.hints:  # what the slots carry beyond the hints
         systems.append(System("llink_shuffled_slots", lambda s, i: slots_run(s, i, "slots")))
+    if english_in:
+        systems += [System("llink_english_in", lambda s, i: slots_run(s, i, None, english=True), reads="en"),
+                    System("llink_english_in_shuffled", lambda s, i: slots_run(s, i, "all", english=True), reads="en")]
     if english:
-        systems.append(System("english", base, reads="en"))
+        systems.append(System("english", base, reads="en", oracle=True))
     return systems
 
 
@@ -280,14 +292,14 @@ def cached_system(system: System, **namespace) -> System:
     batch-mates, so only the same call may reuse it, and a rerun repeats the first run exactly."""
     from ..cache import TextStore
 
-    store = TextStore("generations", system=system.name, reads=system.reads, **namespace)
+    store = TextStore("generations", system=system.name, reads=system.reads, **namespace)  # oracle: same answers either way
 
     def answer(texts, instruction):
         call = json.dumps([instruction, list(texts)], ensure_ascii=False)
         fresh = lambda calls: [json.dumps(system.answer(texts, instruction), ensure_ascii=False)]  # noqa: E731
         return json.loads(store.get([call], fresh)[0])
 
-    return System(system.name, answer, system.reads)
+    return System(system.name, answer, system.reads, system.oracle)
 
 
 def evaluate_generation(systems: Sequence[System], encoder, pairs, other_tasks: Sequence[str] = (), n_other: int = 20,
@@ -296,7 +308,7 @@ def evaluate_generation(systems: Sequence[System], encoder, pairs, other_tasks: 
     distinct outputs, numeric fidelity against the human English), then answer the other task
     prompts on the first n_other pairs and score them against the oracle answers.
 
-    The oracle is `oracle`, else the one system in `systems` that reads the English (`english`).
+    The oracle is `oracle`, else the one system in `systems` marked as one (`english`).
     It answers each other task from the English texts; every other system's answers to that task
     are scored against its answers (`understanding_scores`), per task and as the mean over tasks.
     It does not translate (the human English is translation's reference), and it is no competitor:
@@ -320,15 +332,16 @@ def evaluate_generation(systems: Sequence[System], encoder, pairs, other_tasks: 
 
     srcs, refs = [p.src for p in pairs], [p.en for p in pairs]
     other_tasks = list(other_tasks) if n_other > 0 else []
-    readers = [s_ for s_ in systems if s_.reads == "en"]
+    oracles = [s_ for s_ in systems if s_.oracle]
     if oracle is None:
-        if len(readers) > 1:
-            raise LlinkError(f"more than one system reads the English: {[s_.name for s_ in readers]}; one is the oracle")
-        oracle = readers[0] if readers else None
-    elif oracle.reads != "en" or any(s_ is not oracle for s_ in readers):
-        raise LlinkError(f"the oracle must be the one system that reads the English (got {oracle.name!r} reading {oracle.reads!r}"
-                         f"{'' if not readers else f' and {[s_.name for s_ in readers]} in the systems'})")
-    competing = [s_ for s_ in systems if s_.reads == "src"]
+        if len(oracles) > 1:
+            raise LlinkError(f"more than one oracle among the systems: {[s_.name for s_ in oracles]}; give one")
+        oracle = oracles[0] if oracles else None
+    elif any(s_ is not oracle for s_ in oracles):
+        raise LlinkError(f"the oracle {oracle.name!r} must be the one oracle among the systems, not {[s_.name for s_ in oracles]}")
+    if oracle is not None and not (oracle.oracle and oracle.reads == "en"):
+        raise LlinkError(f"the oracle {oracle.name!r} must be marked oracle=True and read the English (it reads {oracle.reads!r})")
+    competing = [s_ for s_ in systems if not s_.oracle]
     m = min(n_other, len(pairs))
     results, rows = {}, []
     if not translate and not (other_tasks and oracle is not None):
@@ -341,15 +354,16 @@ def evaluate_generation(systems: Sequence[System], encoder, pairs, other_tasks: 
             answers[task] = oracle.answer(refs[:m], OTHER_TASKS[task])
             bar.update(1)
     for sys_ in systems:
-        if sys_.reads == "en":  # the oracle: its answers are the references
+        if sys_.oracle:  # its answers are the references
             for task in other_tasks:
                 rows += [{"system": sys_.name, "task": task, "instruction": OTHER_TASKS[task], "src": s, "english": e,
                           "reference": o, "reference_kind": "oracle", "output": o} for s, e, o in zip(srcs[:m], refs[:m], answers[task])]
             continue
         t0 = time.time()
         res = results[sys_.name] = {}
+        reads = srcs if sys_.reads == "src" else refs
         if translate:
-            outs = sys_.answer(srcs, TRANSLATE)
+            outs = sys_.answer(reads, TRANSLATE)
             res.update(translation_scores(encoder, outs, refs))
             res["numeric"] = numeric_fidelity(srcs, outs, refs)
             res["names"] = names_kept(srcs, outs, refs)
@@ -359,7 +373,7 @@ def evaluate_generation(systems: Sequence[System], encoder, pairs, other_tasks: 
         per_task = {}
         for task in other_tasks:
             instr = OTHER_TASKS[task]
-            outs = sys_.answer(srcs[:m], instr)
+            outs = sys_.answer(reads[:m], instr)
             ref, kind = (answers[task], "oracle") if oracle is not None else (refs[:m], "human")
             rows += [{"system": sys_.name, "task": task, "instruction": instr, "src": s, "english": e, "reference": r,
                       "reference_kind": kind, "output": o} for s, e, r, o in zip(srcs[:m], refs[:m], ref, outs)]

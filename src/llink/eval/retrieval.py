@@ -121,13 +121,15 @@ def retrieval_report(model, pairs, progress: bool = True, with_base: bool = True
         rk[name] = ranks(q, y_en, key_groups=groups)
     res["encoder_ceiling"] = both_directions(*ceiling, key_groups=groups)
     rk["encoder_ceiling"] = ranks(*ceiling, key_groups=groups)
+    # and plain, beside llink's plain score: each side's ratio to its own kind of ceiling
+    res["encoder_ceiling_plain"] = both_directions(torch.from_numpy(x_src), torch.from_numpy(x_en), key_groups=groups)
     # The ceiling is scored centred on the evaluated set; llink scored the same way too, beside its
     # plain score. Long passages pool to one shared direction in the decoder (the UDHR paragraphs'
     # teacher vectors have a mean cosine of ~0.5, Firefox strings ~0.05), which the plain score
     # counts against llink and the ceiling's centring removes from the encoder.
     q, k = systems["llink"], y_en
     res["llink_centred"] = both_directions(q - q.mean(0), k - k.mean(0), key_groups=groups)
-    order = ["llink", "llink_centred", "encoder_ceiling", "base", "random"]
+    order = ["llink", "llink_centred", "encoder_ceiling", "encoder_ceiling_plain", "base", "random"]
     out = {k: res[k] for k in order if k in res}
     out["teacher"] = spec.to_dict()
     out["pairs"] = len(pairs)

@@ -338,13 +338,15 @@ def _numbers(systems, dev, n: int, path: Path) -> dict:
 
 def _out_of_domain(stage_a, llink_b, enc, pairs, key: dict, path: Path) -> dict:
     """The held-out set from outside software: Stage A's retrieval beside the encoder's ceiling, and
-    Stage B's translation beside its shuffled-slot control (48 new tokens: these are paragraphs)."""
+    Stage B's translation beside its shuffled-slot control (48 new tokens: these are paragraphs),
+    and beside the same two reading the English (the perfect reader: the bridge's own ceiling)."""
     from llink.eval.generate import cached_system, evaluate_generation, llink_systems
     from llink.eval.retrieval import retrieval_report
 
     res, _ = retrieval_report(stage_a, pairs, with_base=False)
     decoding = dict(max_new_tokens=48, batch_size=16, seed=17)
-    systems = [cached_system(s, **{**key, **decoding}) for s in llink_systems(llink_b, **decoding) if s.name in ("llink", "llink_shuffled")]
+    wanted = ("llink", "llink_shuffled", "llink_english_in", "llink_english_in_shuffled")
+    systems = [cached_system(s, **{**key, **decoding}) for s in llink_systems(llink_b, english_in=True, **decoding) if s.name in wanted]
     gen, rows = evaluate_generation(systems, enc, pairs)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return {"pairs": len(pairs), "retrieval": res, "generate": gen, "max_new_tokens": decoding["max_new_tokens"]}
