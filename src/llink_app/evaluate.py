@@ -186,7 +186,8 @@ def eval_generate(
             (default: all but the last two, direct_finetune only when --direct is given, english
             only when other tasks run). llink_english_in reads each pair's English instead of its
             foreign text through the same encoder and slots (with the hints a translation of it
-            would carry): the ceiling of a perfect reader of the language, with its shuffled control.
+            would carry), with its shuffled control: the ceiling of a perfect reader of the
+            language, for a bridge whose Stage A read English unmoved (no --english_offset).
         max_new_tokens: answer length cap (greedy decoding for every system).
         batch_size: generation batch size.
         seed: seed of the sample and of the shuffled-slot control.

@@ -30,11 +30,11 @@ OTHER_TASKS = {
     "bullets": "List the key points of this text as short English bullet points.",
     "qa": "What is this text about? Answer in English.",
 }
-SYSTEMS = ("base", "direct_finetune", "llink", "llink_shuffled", "llink_shuffled_slots", "english",
-           "llink_english_in", "llink_english_in_shuffled")
-# The perfect-reader controls: the bridge reading each pair's *English* through the encoder. What
-# they lose is lost by the bridge and decoder, not by reading the foreign language (issue 26).
+# The perfect-reader controls: the bridge reading each pair's *English* through the encoder. For a
+# bridge trained on unmoved English (no `english_offset`), what they lose is lost by the bridge and
+# decoder, not by reading the foreign language (issue 26).
 ENGLISH_IN = ("llink_english_in", "llink_english_in_shuffled")
+SYSTEMS = ("base", "direct_finetune", "llink", "llink_shuffled", "llink_shuffled_slots", "english", *ENGLISH_IN)
 READS = ("src", "en")  # what a System reads: the foreign text of each pair, or its English
 
 

@@ -106,12 +106,13 @@ def retrieval_report(model, pairs, progress: bool = True, with_base: bool = True
     y_en = torch.from_numpy(teacher_vectors(model.decoder, builder, spec, en, stats, progress=progress))
     systems = {"llink": model.project(x_src)}
     x_en = encode_cached(model.encoder, en, progress=progress)
+    xs, xe = torch.from_numpy(x_src), torch.from_numpy(x_en)
     ceiling = (torch.from_numpy(x_src - x_src.mean(0)), torch.from_numpy(x_en - x_en.mean(0)))
     torch.manual_seed(seed)
     rand = Projector(model.config.encoder_dim, model.config.hidden_size, **model.config.projector)
     rand.in_mean.copy_(model.projector.in_mean)
     with torch.no_grad():
-        systems["random"] = rand.eval()(torch.from_numpy(x_src))
+        systems["random"] = rand.eval()(xs)
     if with_base:
         # The decoder reading the raw source text, pooled exactly like the teacher.
         systems["base"] = torch.from_numpy(teacher_vectors(model.decoder, builder, spec, src, stats, progress=progress, batch_size=8))
@@ -122,7 +123,7 @@ def retrieval_report(model, pairs, progress: bool = True, with_base: bool = True
     res["encoder_ceiling"] = both_directions(*ceiling, key_groups=groups)
     rk["encoder_ceiling"] = ranks(*ceiling, key_groups=groups)
     # and plain, beside llink's plain score: each side's ratio to its own kind of ceiling
-    res["encoder_ceiling_plain"] = both_directions(torch.from_numpy(x_src), torch.from_numpy(x_en), key_groups=groups)
+    res["encoder_ceiling_plain"] = both_directions(xs, xe, key_groups=groups)
     # The ceiling is scored centred on the evaluated set; llink scored the same way too, beside its
     # plain score. Long passages pool to one shared direction in the decoder (the UDHR paragraphs'
     # teacher vectors have a mean cosine of ~0.5, Firefox strings ~0.05), which the plain score

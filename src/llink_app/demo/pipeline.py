@@ -339,13 +339,14 @@ def _numbers(systems, dev, n: int, path: Path) -> dict:
 def _out_of_domain(stage_a, llink_b, enc, pairs, key: dict, path: Path) -> dict:
     """The held-out set from outside software: Stage A's retrieval beside the encoder's ceiling, and
     Stage B's translation beside its shuffled-slot control (48 new tokens: these are paragraphs),
-    and beside the same two reading the English (the perfect reader: the bridge's own ceiling)."""
-    from llink.eval.generate import cached_system, evaluate_generation, llink_systems
+    and beside the same two reading the English (a perfect reader, unless Stage A moved its English
+    by the language offset)."""
+    from llink.eval.generate import ENGLISH_IN, cached_system, evaluate_generation, llink_systems
     from llink.eval.retrieval import retrieval_report
 
     res, _ = retrieval_report(stage_a, pairs, with_base=False)
     decoding = dict(max_new_tokens=48, batch_size=16, seed=17)
-    wanted = ("llink", "llink_shuffled", "llink_english_in", "llink_english_in_shuffled")
+    wanted = ("llink", "llink_shuffled", *ENGLISH_IN)
     systems = [cached_system(s, **{**key, **decoding}) for s in llink_systems(llink_b, english_in=True, **decoding) if s.name in wanted]
     gen, rows = evaluate_generation(systems, enc, pairs)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
